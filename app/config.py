@@ -1,0 +1,217 @@
+"""The TOML configuration file, decoded once at start-up into msgspec Structs.
+
+Layout (every section optional; see docs/deploy.md for the reference):
+
+    [limits]            body_bytes, file_bytes, fields, key_bytes
+    [redis]             timeout (seconds, connect and command)
+    [orchestration]     timeout (seconds for calls to ors services)
+    [context_services]  default_ttl (GMS units: 30s, 10m, 12h, 7d, 2w, 6M, 5y)
+    [services.<name>]   _type, _service, _ttl, and parameters that override request ones
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from app.exceptions import ConfigError
+
+BUILTIN_SERVICES = frozenset({"storage"})
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdwMy]?)\s*$")
+_UNIT_SECONDS = {
+    "": 1,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "M": 30 * 86400,  # GMS months are 30 days (decision in docs/decisions.md)
+    "y": 365 * 86400,
+}
+
+
+def parse_duration(text: str | int) -> int:
+    """Seconds in a GMS duration such as `30s`, `7d` or `6M` (a bare number is seconds)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text <= 0:
+            raise ValueError("must be positive")
+        return text
+    match = _DURATION.match(str(text))
+    if match is None or int(match.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a duration such as 30s, 10m, 12h, 7d, 2w, 6M or 5y")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Request limits; over them a request is refused and nothing is stored."""
+
+    body_bytes: int = 16 * 1024 * 1024
+    file_bytes: int = 10 * 1024 * 1024
+    fields: int = 1000
+    key_bytes: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("body_bytes", "file_bytes", "fields", "key_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"`{name}` must be positive")
+
+
+class RedisOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """How gmsd talks to Redis."""
+
+    timeout: float = 2.0  # seconds: a dead Redis answers 503 within about this
+    max_connections: int = 64
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0 or self.max_connections <= 0:
+            raise ValueError("`timeout` and `max_connections` must be positive")
+
+
+class OrchestrationOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Calls to the orchestration URL of `ors` services."""
+
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0:
+            raise ValueError("`timeout` must be positive")
+
+
+class ContextServicesOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Context Services settings."""
+
+    default_ttl: str = "7d"
+
+    def __post_init__(self) -> None:
+        parse_duration(self.default_ttl)
+
+    @property
+    def default_ttl_seconds(self) -> int:
+        """The default conversation lifetime in seconds."""
+        return parse_duration(self.default_ttl)
+
+
+class ServiceConfig(msgspec.Struct, frozen=True):
+    """One configured GMS service: `POST /genesys/1/service/{name}` creates instances of it."""
+
+    name: str
+    type: str = "builtin"
+    service: str = "storage"
+    ttl: int = 30
+    # Other keys of the table: parameters that replace same-named request parameters.
+    overrides: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class _ServiceTable(msgspec.Struct, forbid_unknown_fields=False, frozen=True):
+    type: str = msgspec.field(default="builtin", name="_type")
+    service: str = msgspec.field(default="storage", name="_service")
+    ttl: int = msgspec.field(default=30, name="_ttl")
+
+
+class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True):
+    limits: Limits = msgspec.field(default_factory=Limits)
+    redis: RedisOptions = msgspec.field(default_factory=RedisOptions)
+    orchestration: OrchestrationOptions = msgspec.field(default_factory=OrchestrationOptions)
+    context_services: ContextServicesOptions = msgspec.field(default_factory=ContextServicesOptions)
+    services: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+
+
+class Config(msgspec.Struct, frozen=True):
+    """The whole decoded configuration."""
+
+    source: str
+    limits: Limits
+    redis: RedisOptions
+    orchestration: OrchestrationOptions
+    context_services: ContextServicesOptions
+    services: dict[str, ServiceConfig]
+
+
+SAMPLE_CONFIG = """\
+# Built-in sample configuration, used when GMSD_CONFIG is not set.
+[services.request-interaction]
+_type = "builtin"
+_service = "storage"
+_ttl = 3600
+
+[services.storage]
+_type = "builtin"
+_service = "storage"
+_ttl = 3600
+"""
+
+
+def _service(name: str, table: dict[str, Any], source: str) -> ServiceConfig:
+    where = f"{source}: services.{name}"
+    try:
+        known = msgspec.convert(table, _ServiceTable)
+    except msgspec.ValidationError as exc:
+        key, problem = _located(exc)
+        raise ConfigError(f"{where}.{key}: {problem}") from None
+    if known.type not in ("builtin", "ors"):
+        raise ConfigError(f"{where}._type: must be 'builtin' or 'ors', not {known.type!r}")
+    if known.type == "builtin" and known.service not in BUILTIN_SERVICES:
+        raise ConfigError(
+            f"{where}._service: unknown built-in {known.service!r} (known: {', '.join(sorted(BUILTIN_SERVICES))})"
+        )
+    if known.type == "ors" and not known.service.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}._service: an ors service needs an http(s) URL, not {known.service!r}")
+    if known.ttl <= 0:
+        raise ConfigError(f"{where}._ttl: must be a positive number of seconds, not {known.ttl}")
+    overrides: dict[str, str] = {}
+    for key, value in table.items():
+        if key in ("_type", "_service", "_ttl"):
+            continue
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}.{key}: a parameter must be a string, number or boolean")
+        overrides[key] = _gms_text(value)
+    return ServiceConfig(name, known.type, known.service, known.ttl, overrides)
+
+
+def _gms_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _located(exc: Exception) -> tuple[str, str]:
+    # msgspec says "Expected `int`, got `str` - at `$.limits.fields`": split off a TOML-like key.
+    text = str(exc)
+    match = re.match(r"^(.*) - at `\$\.?(.*)`$", text)
+    if match:
+        return match.group(2) or "(top level)", match.group(1)
+    return "(top level)", text
+
+
+def _clean(exc: Exception) -> str:
+    key, problem = _located(exc)
+    return f"{key}: {problem}"
+
+
+def parse_config(text: str, source: str) -> Config:
+    """Decode configuration text; raise ConfigError naming `source`, the key and the problem."""
+    try:
+        raw = msgspec.toml.decode(text.encode(), type=_ConfigFile)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_clean(exc)}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    services = {name: _service(name, table, source) for name, table in raw.services.items()}
+    return Config(source, raw.limits, raw.redis, raw.orchestration, raw.context_services, services)
+
+
+def load_config(path: str | None) -> Config:
+    """Read the configuration file at `path`, or the built-in sample when `path` is None."""
+    if path is None:
+        return parse_config(SAMPLE_CONFIG, "<built-in sample configuration>")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from None
+    return parse_config(text, path)

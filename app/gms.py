@@ -1,0 +1,231 @@
+"""The GMS Service API domain: configured services, their storage areas and expiry.
+
+Pure logic over two ports: `GmsStore` (Redis) and `Orchestrator` (HTTP to ORS). Raises the
+typed errors of `app.exceptions`; knows nothing of HTTP requests or responses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
+
+from app.config import Config, ServiceConfig
+from app.exceptions import BadRequest, NotFound, PayloadTooLarge
+from app.keys import is_service_id
+from app.timestamps import now_millis
+
+if TYPE_CHECKING:
+    from app.gms_store import GmsStore
+
+
+class StoredFile(msgspec.Struct, frozen=True):
+    """A binary value: exact bytes, with the content type and file name it was uploaded with."""
+
+    data: bytes
+    content_type: str = "application/octet-stream"
+    filename: str | None = None
+
+
+Value = str | StoredFile
+# Request parameters in the order sent; the same name may come twice (the last one wins).
+Parameters = list[tuple[str, Value]]
+
+
+@dataclass(frozen=True)
+class StorageArea:
+    """What one write puts into a service's storage: strings and files, keys unique."""
+
+    strings: dict[str, str]
+    files: dict[str, StoredFile]
+
+    def __bool__(self) -> bool:
+        return bool(self.strings or self.files)
+
+
+@dataclass(frozen=True)
+class BinaryValue:
+    """A stored value served as bytes (a string key is served as its UTF-8 text)."""
+
+    data: bytes
+    content_type: str
+    filename: str | None
+
+
+class Orchestrator(Protocol):
+    """Calls an `ors` service's orchestration URL."""
+
+    async def call(self, url: str, payload: dict[str, str]) -> dict[str, Any]:
+        """POST `payload` as JSON to `url`; the JSON object answered, or a typed error."""
+        ...
+
+
+def split_parameters(params: Parameters, limits_key_bytes: int, file_bytes: int) -> tuple[
+    dict[str, str], StorageArea
+]:
+    """Split parameters into orchestration ones (`_`-prefixed, strings) and user data.
+
+    User data keys are checked: not empty and at most `limits_key_bytes` UTF-8 bytes (400);
+    files at most `file_bytes` (413). For a key sent twice, the last value wins.
+    """
+    control: dict[str, str] = {}
+    values: dict[str, Value] = {}
+    for key, value in params:
+        if key.startswith("_"):
+            if isinstance(value, str):
+                control[key] = value
+            continue
+        if not key:
+            raise BadRequest("a key must not be empty")
+        if len(key.encode("utf-8")) > limits_key_bytes:
+            raise BadRequest(f"key {key[:40]!r}… is over the limit of {limits_key_bytes} bytes")
+        if isinstance(value, StoredFile) and len(value.data) > file_bytes:
+            raise PayloadTooLarge(f"file {key!r} is over the limit of {file_bytes} bytes")
+        values.pop(key, None)  # keep the order of the last occurrence
+        values[key] = value
+    strings = {k: v for k, v in values.items() if isinstance(v, str)}
+    files = {k: v for k, v in values.items() if isinstance(v, StoredFile)}
+    return control, StorageArea(strings, files)
+
+
+class ServiceApi:
+    """The operations of `/genesys/1/service…` over the configured services."""
+
+    def __init__(self, store: GmsStore, config: Config, orchestrator: Orchestrator) -> None:
+        self.store = store
+        self.config = config
+        self.limits = config.limits
+        self.orchestrator = orchestrator
+
+    def _split(self, params: Parameters) -> tuple[dict[str, str], StorageArea]:
+        return split_parameters(params, self.limits.key_bytes, self.limits.file_bytes)
+
+    def _configured(self, name: str) -> ServiceConfig:
+        service = self.config.services.get(name)
+        if service is None:
+            raise NotFound(f"service {name!r} is not configured")
+        return service
+
+    @staticmethod
+    def _check_id(service_id: str) -> None:
+        if not is_service_id(service_id):
+            raise NotFound(f"service {service_id[:80]!r} not found")
+
+    def _check_read_key(self, key: str) -> None:
+        # Reserved fields start with "_" and user keys never do: such a key cannot exist.
+        if key.startswith("_") or not key or len(key.encode("utf-8")) > self.limits.key_bytes:
+            raise NotFound(f"key {key[:80]!r} not found")
+
+    async def create(self, name: str, params: Parameters) -> dict[str, Any]:
+        """Create an instance of configured service `name` with its user data.
+
+        Configured parameters replace same-named request parameters. An `ors` service is
+        then told about it; if that fails the instance is deleted again (502/504).
+        """
+        service = self._configured(name)
+        if service.overrides:
+            params = [p for p in params if p[0] not in service.overrides]
+            params += list(service.overrides.items())
+        control, area = self._split(params)
+        service_id = str(uuid.uuid4())
+        await self.store.create(service_id, name, service.ttl, area)
+        answer: dict[str, Any] = {"_id": service_id, "id": service_id}
+        if service.type == "ors":
+            payload = {**control, "_id": service_id, "_data_id": service_id}
+            try:
+                extra = await self.orchestrator.call(service.service, payload)
+            except Exception:
+                await self.store.delete_service(service_id)
+                raise
+            answer.update((k, v) for k, v in extra.items() if k not in ("_id", "id"))
+        return answer
+
+    async def request(self, service_id: str, request: str, params: Parameters) -> dict[str, Any]:
+        """A service-specific request: `update` writes user data; `ors` services forward others."""
+        self._check_id(service_id)
+        if request == "update":
+            await self.write(service_id, params)
+            return {}
+        name = await self.store.service_name(service_id)
+        if name is None:
+            raise NotFound(f"service {service_id!r} not found")
+        service = self.config.services.get(name)
+        if service is None or service.type != "ors":
+            raise BadRequest(f"service {name!r} does not support the request {request!r}")
+        payload = {k: v for k, v in params if isinstance(v, str)}
+        payload.update({"_id": service_id, "_data_id": service_id})
+        return await self.orchestrator.call(f"{service.service.rstrip('/')}/{request}", payload)
+
+    async def write(self, service_id: str, params: Parameters) -> None:
+        """Add or replace user data, all keys at once; the expiry does not move."""
+        self._check_id(service_id)
+        _, area = self._split(params)
+        if not await self.store.write(service_id, area):
+            raise NotFound(f"service {service_id!r} not found")
+
+    async def read_all(self, service_id: str) -> dict[str, str]:
+        """Every string key of the storage (files are not listed)."""
+        self._check_id(service_id)
+        values = await self.store.read_all(service_id)
+        if values is None:
+            raise NotFound(f"service {service_id!r} not found")
+        return values
+
+    async def read_one(self, service_id: str, key: str) -> dict[str, str]:
+        """`{key: value}` for one string key."""
+        self._check_id(service_id)
+        self._check_read_key(key)
+        found, value = await self.store.read_one(service_id, key)
+        if not found:
+            raise NotFound(f"service {service_id!r} not found")
+        if value is None:
+            raise NotFound(f"key {key!r} not found")
+        return {key: value}
+
+    async def read_binary(self, service_id: str, key: str) -> BinaryValue:
+        """One value as bytes with its content type and file name."""
+        self._check_id(service_id)
+        self._check_read_key(key)
+        value = await self.store.read_binary(service_id, key)
+        if value is None:
+            raise NotFound(f"key {key!r} not found")
+        return value
+
+    async def delete_key(self, service_id: str, key: str) -> None:
+        """Delete one key, string or file; a missing key is not an error."""
+        self._check_id(service_id)
+        if key.startswith("_") or len(key.encode("utf-8")) > self.limits.key_bytes:
+            key = ""  # cannot exist; still answer 404 for an unknown service
+        if not await self.store.delete_key(service_id, key):
+            raise NotFound(f"service {service_id!r} not found")
+
+    async def clear(self, service_id: str) -> None:
+        """Delete every key of the storage; the service stays."""
+        self._check_id(service_id)
+        if not await self.store.clear(service_id):
+            raise NotFound(f"service {service_id!r} not found")
+
+    async def delete_service(self, service_id: str) -> None:
+        """Delete the service and its storage."""
+        self._check_id(service_id)
+        if not await self.store.delete_service(service_id):
+            raise NotFound(f"service {service_id!r} not found")
+
+    async def expire(self, service_id: str, ttl: int | None, expire_at: int | None) -> None:
+        """Give the service and all its storage a new expiry: `ttl` seconds, else `expire_at` ms."""
+        self._check_id(service_id)
+        if ttl is not None:
+            if ttl <= 0:
+                raise BadRequest("`ttl` must be a positive number of seconds")
+            found = await self.store.expire_in(service_id, ttl)
+        elif expire_at is not None:
+            if expire_at <= now_millis():
+                raise BadRequest("`expiration_time` must be in the future")
+            found = await self.store.expire_at(service_id, expire_at)
+        else:
+            raise BadRequest("the body needs `ttl` (seconds) or `expiration_time` (ISO 8601)")
+        if not found:
+            raise NotFound(f"service {service_id!r} not found")
+

@@ -1,0 +1,29 @@
+"""Process settings, read once at start-up from the environment (the CLI writes its flags there
+so that every uvicorn worker process sees the same values)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from app.config import Config, load_config
+
+REDIS_URL = "GMSD_REDIS_URL"
+CONFIG_PATH = "GMSD_CONFIG"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the data lives and how the service is configured."""
+
+    redis_url: str | None
+    config: Config
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """Settings from `GMSD_REDIS_URL` and `GMSD_CONFIG` (unset or empty: the defaults)."""
+        return cls(
+            redis_url=environ.get(REDIS_URL) or None,
+            config=load_config(environ.get(CONFIG_PATH) or None),
+        )
