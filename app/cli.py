@@ -48,6 +48,16 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level", default=os.environ.get("GMSD_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"], help="log level (env GMSD_LOG_LEVEL)",
     )
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark gmsd against webdis on loopback (needs wrk, webdis, redis-server)",
+        description="Start a redis-server, gmsd serve and webdis on loopback, drive each scenario with wrk, "
+        "report requests/s, latency percentiles, errors and CPU per request, and stop everything.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    from app import bench as bench_module
+
+    bench_module.add_arguments(bench)
     return parser
 
 
@@ -94,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "bench":
+        from app import bench
+
+        return bench.main(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -1,0 +1,1 @@
+"""wrk scripts of the benchmark harness (`gmsd bench`); data files, no code."""

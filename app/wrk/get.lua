@@ -1,0 +1,1 @@
+-- S1 (and its webdis reference): a plain GET of the URL given to wrk.
