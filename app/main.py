@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import gms_routes, ops_routes
+from app.autopipeline import AutoPipeline
 from app.exceptions import GmsdError, StorageUnavailable
 from app.gms import ServiceApi
 from app.gms_store import GmsStore
@@ -62,8 +63,9 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis_client = client if client is not None else connect(settings.redis_url, settings.config.redis)
         orchestrator = HttpOrchestrator(settings.config.orchestration.timeout)
+        pipeline = AutoPipeline(redis_client)
         app.state.redis = redis_client
-        app.state.gms = ServiceApi(GmsStore(redis_client), settings.config, orchestrator)
+        app.state.gms = ServiceApi(GmsStore(pipeline), settings.config, orchestrator)
         try:
             yield
         finally:
