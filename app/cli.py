@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
         help=f"TOML configuration file (env {CONFIG_PATH}); unset: the built-in sample configuration",
     )
     serve.add_argument(
+        "--proxy-headers", action="store_true",
+        help="trust X-Forwarded-For/-Proto from any proxy (off: one less layer on every request)",
+    )
+    serve.add_argument(
         "--log-level", default=os.environ.get("GMSD_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"], help="log level (env GMSD_LOG_LEVEL)",
     )
@@ -95,6 +99,8 @@ def serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=False,
         server_header=False,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips="*" if args.proxy_headers else None,
     )
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -66,6 +67,10 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         pipeline = AutoPipeline(redis_client)
         app.state.redis = redis_client
         app.state.gms = ServiceApi(GmsStore(pipeline), settings.config, orchestrator)
+        # Everything allocated so far lives as long as the process: keep the collector from
+        # walking it again on every full collection (shorter pauses, so a lower p99).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
