@@ -16,10 +16,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
+
+
+class CommandQueue(Protocol):
+    """What the stores send commands through (`AutoPipeline` or `app.redis_wire.WirePipeline`)."""
+
+    client: Any  # a redis-py client to the same Redis: script registration, SCRIPT LOAD, PING
+
+    def execute(self, *args: Any) -> asyncio.Future[Any]:
+        """Queue one command; its reply (or error) arrives through the future."""
+        ...
+
+    async def run_script(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any] = ()) -> Any:
+        """Run a registered script by EVALSHA, loading it on NOSCRIPT."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the queue holds of its own."""
+        ...
+
 
 Batch = list[tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]]
 
@@ -53,6 +72,9 @@ class AutoPipeline:
         except NoScriptError:
             await self.client.script_load(script.script)
             return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def aclose(self) -> None:
+        """Nothing of its own to close: the client's pool belongs to the caller."""
 
     def _flush(self) -> None:
         self._scheduled = False

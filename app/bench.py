@@ -152,7 +152,10 @@ def _gmsd(redis_url: str, workers: int, work: Path, stack: ExitStack) -> tuple[s
     port = free_port()
     config = work / "bench.toml"
     config.write_text(BENCH_CONFIG)
-    env = {**os.environ, "GMSD_LOG_LEVEL": "warning"}
+    # Serve exactly the code that runs this benchmark, whatever is installed elsewhere.
+    source = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "GMSD_LOG_LEVEL": "warning",
+           "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
     process = stack.enter_context(_process(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers),
          "--redis-url", redis_url, "--config", str(config), "--log-level", "warning"], env=env))

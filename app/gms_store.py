@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from app.autopipeline import AutoPipeline
+from app.autopipeline import CommandQueue
 from app.gms import BinaryValue, StorageArea
 from app.keys import GMS_NAME_FIELD, gms_service
 from app.scripts import ScriptSet
@@ -40,10 +40,17 @@ def _write_args(area: StorageArea) -> list[Any]:
     return args
 
 
+def _pairs(reply: dict[bytes, bytes] | list[bytes]) -> dict[bytes, bytes]:
+    # redis-py pipelines turn HGETALL into a dict; the hiredis wire gives the flat list.
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2], strict=True))
+
+
 class GmsStore:
     """GMS services in Redis: one `{service id}` hash tag per service."""
 
-    def __init__(self, pipeline: AutoPipeline) -> None:
+    def __init__(self, pipeline: CommandQueue) -> None:
         self.redis = pipeline
         self.scripts = GmsScripts.register(pipeline.client)
 
@@ -64,7 +71,7 @@ class GmsStore:
 
     async def read_all(self, service_id: str) -> dict[str, str] | None:
         """Every user string key, or None if the service does not exist."""
-        raw: dict[bytes, bytes] = await self.redis.execute("HGETALL", gms_service(service_id)[0])
+        raw = _pairs(await self.redis.execute("HGETALL", gms_service(service_id)[0]))
         if _NAME not in raw:
             return None
         return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"_")}

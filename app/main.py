@@ -15,14 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import gms_routes, ops_routes
-from app.autopipeline import AutoPipeline
 from app.exceptions import GmsdError, StorageUnavailable
 from app.gms import ServiceApi
 from app.gms_store import GmsStore
 from app.orchestration import HttpOrchestrator
 from app.responses import error_response, json_response
 from app.settings import Settings
-from app.store import UNAVAILABLE_ERRORS, connect
+from app.store import UNAVAILABLE_ERRORS, command_queue, connect
 
 log = logging.getLogger("gmsd")
 
@@ -64,7 +63,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis_client = client if client is not None else connect(settings.redis_url, settings.config.redis)
         orchestrator = HttpOrchestrator(settings.config.orchestration.timeout)
-        pipeline = AutoPipeline(redis_client)
+        pipeline = command_queue(settings.redis_url, redis_client, settings.config.redis)
         app.state.redis = redis_client
         app.state.gms = ServiceApi(GmsStore(pipeline), settings.config, orchestrator)
         # Everything allocated so far lives as long as the process: keep the collector from
@@ -75,6 +74,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
             yield
         finally:
             await orchestrator.close()
+            await pipeline.aclose()
             if client is None:
                 await redis_client.aclose()
 

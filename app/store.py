@@ -13,7 +13,9 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from app.autopipeline import AutoPipeline, CommandQueue
 from app.config import RedisOptions
+from app.redis_wire import WirePipeline
 
 log = logging.getLogger("gmsd")
 
@@ -44,6 +46,13 @@ def connect(url: str | None, options: RedisOptions) -> Any:
         health_check_interval=0,
         decode_responses=False,
     )
+
+
+def command_queue(url: str | None, client: Any, options: RedisOptions) -> CommandQueue:
+    """How the stores reach Redis: the hiredis wire for a plain server, else redis-py pipelines."""
+    if url is not None and url.startswith(("redis://", "unix://")):
+        return WirePipeline(url, client, options.timeout)
+    return AutoPipeline(client)
 
 
 def embedded_store() -> Any:

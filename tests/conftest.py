@@ -59,6 +59,8 @@ class RedisServer:
             try:
                 if redis.Redis(port=self.port, socket_connect_timeout=0.2).ping():
                     return
+            except (redis.AuthenticationError, redis.ResponseError):
+                return  # it answers: it wants a password
             except redis.ConnectionError:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server did not start on port {self.port}")
