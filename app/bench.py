@@ -364,10 +364,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use this Redis instead of starting one (it is written to; never a production one)")
     parser.add_argument("--json", dest="json_path", default="bench-results/bench.json",
                         help="where to write the JSON results")
+    parser.add_argument("--scaling", action="store_true",
+                        help="measure the scaling figures instead (memory per service and conversation, "
+                        "query latency among many conversations, RSS under 16 concurrent 10 MiB uploads)")
+    parser.add_argument("--other-conversations", type=int, default=100_000,
+                        help="with --scaling: conversations of other customers in Redis during the query test")
 
 
 def main(options: argparse.Namespace) -> int:
     """Run the benchmark; print the Markdown table; write the JSON file."""
+    if options.scaling:
+        from app import bench_scaling
+
+        figures = bench_scaling.run(options)
+        path = Path(options.json_path).with_name("scaling.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(figures, indent=2))
+        print(bench_scaling.markdown(figures))
+        return 0
     report = run(options)
     path = Path(options.json_path)
     path.parent.mkdir(parents=True, exist_ok=True)
