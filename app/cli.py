@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import os
 import sys
 
-from app import __version__
+from app import __version__, metrics
 from app.config import load_config
 from app.exceptions import ConfigError
+from app.request_log import logging_config
 from app.settings import CONFIG_PATH, REDIS_URL
+
+WORKERS = "GMSD_WORKERS"
+LOG_LEVEL = "GMSD_LOG_LEVEL"
 
 log = logging.getLogger("gmsd")
 
@@ -32,8 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
     serve.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
     serve.add_argument(
-        "--workers", type=int, default=1,
-        help="worker processes; more than 1 needs a Redis URL (the embedded store is per process)",
+        "--workers", type=int, default=os.environ.get(WORKERS) or "1",
+        help=f"worker processes (env {WORKERS}); more than 1 needs a Redis URL (the embedded store is per process)",
     )
     serve.add_argument(
         "--redis-url", default=os.environ.get(REDIS_URL) or None,
@@ -45,8 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"TOML configuration file (env {CONFIG_PATH}); unset: the built-in sample configuration",
     )
     serve.add_argument(
-        "--log-level", default=os.environ.get("GMSD_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"], help="log level (env GMSD_LOG_LEVEL)",
+        "--log-level", default=os.environ.get(LOG_LEVEL) or "info",
+        choices=["debug", "info", "warning", "error"],
+        help=f"log level (env {LOG_LEVEL}); logs are JSON lines on stdout, one per request at info",
     )
     return parser
 
@@ -55,7 +61,8 @@ def serve(args: argparse.Namespace) -> int:
     """Check the configuration, then hand over to uvicorn (uvloop + httptools)."""
     import uvicorn
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_config = logging_config(args.log_level)
+    logging.config.dictConfig(log_config)
     try:
         load_config(args.config)
     except ConfigError as exc:
@@ -74,18 +81,26 @@ def serve(args: argparse.Namespace) -> int:
     # Worker processes read their settings from the environment, like a container would.
     os.environ[REDIS_URL] = args.redis_url or ""
     os.environ[CONFIG_PATH] = args.config or ""
-    uvicorn.run(
-        "app.main:app_from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=args.log_level,
-        access_log=False,
-        server_header=False,
-    )
+    # Before any worker imports prometheus_client: several workers share metrics through files.
+    metrics_dir = metrics.prepare_multiprocess_dir(args.workers)
+    if metrics.MULTIPROC_ENV in os.environ:
+        log.info("metrics: multiprocess mode in %s", os.environ[metrics.MULTIPROC_ENV])
+    try:
+        uvicorn.run(
+            "app.main:app_from_environment",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            log_config=log_config,
+            log_level=args.log_level,
+            access_log=False,
+            server_header=False,
+        )
+    finally:
+        metrics.remove_multiprocess_dir(metrics_dir)
     return 0
 
 
