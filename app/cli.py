@@ -12,9 +12,10 @@ from app import __version__, metrics
 from app.config import load_config
 from app.exceptions import ConfigError
 from app.request_log import logging_config
-from app.settings import CONFIG_PATH, REDIS_URL
+from app.settings import CONFIG_PATH, REDIS_URL, SHUTDOWN_DELAY
 
 WORKERS = "GMSD_WORKERS"
+SHUTDOWN_TIMEOUT = "GMSD_SHUTDOWN_TIMEOUT"
 LOG_LEVEL = "GMSD_LOG_LEVEL"
 
 log = logging.getLogger("gmsd")
@@ -54,6 +55,15 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help=f"log level (env {LOG_LEVEL}); logs are JSON lines on stdout, one per request at info",
     )
+    serve.add_argument(
+        "--shutdown-timeout", type=float, default=os.environ.get(SHUTDOWN_TIMEOUT) or "15",
+        help=f"on SIGTERM, seconds in-flight requests get to finish before they are cancelled (env {SHUTDOWN_TIMEOUT})",
+    )
+    serve.add_argument(
+        "--shutdown-delay", type=float, default=os.environ.get(SHUTDOWN_DELAY) or "0",
+        help=f"on SIGTERM, seconds to keep serving with readiness failing before the shutdown starts, "
+        f"so load balancers stop sending traffic first (env {SHUTDOWN_DELAY})",
+    )
     return parser
 
 
@@ -78,9 +88,13 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.shutdown_timeout < 0 or args.shutdown_delay < 0:
+        print("gmsd: --shutdown-timeout and --shutdown-delay must not be negative", file=sys.stderr)
+        return 2
     # Worker processes read their settings from the environment, like a container would.
     os.environ[REDIS_URL] = args.redis_url or ""
     os.environ[CONFIG_PATH] = args.config or ""
+    os.environ[SHUTDOWN_DELAY] = str(args.shutdown_delay)
     # Before any worker imports prometheus_client: several workers share metrics through files.
     metrics_dir = metrics.prepare_multiprocess_dir(args.workers)
     if metrics.MULTIPROC_ENV in os.environ:
@@ -98,6 +112,7 @@ def serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             access_log=False,
             server_header=False,
+            timeout_graceful_shutdown=args.shutdown_timeout,
         )
     finally:
         metrics.remove_multiprocess_dir(metrics_dir)

@@ -14,7 +14,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import gms_routes, metrics, ops_routes
+from app import gms_routes, lifecycle, metrics, ops_routes
 from app.exceptions import GmsdError, StorageUnavailable
 from app.gms import ServiceApi
 from app.gms_store import GmsStore
@@ -72,6 +72,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         orchestrator = HttpOrchestrator(settings.config.orchestration.timeout)
         app.state.redis = redis_client
         app.state.gms = ServiceApi(GmsStore(redis_client), settings.config, orchestrator)
+        lifecycle.delay_sigterm(settings.shutdown_delay)
         try:
             yield
         finally:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import metrics
+from app import lifecycle, metrics
 from app.responses import json_response
 from app.store import UNAVAILABLE_ERRORS
 
@@ -21,10 +21,16 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """GET /readyz: 200 when Redis answers PING; else 503.
+    """GET /readyz: 200 when this process takes traffic and Redis answers PING; else 503.
 
     The 503 body names each failing check, like `{"checks": {"redis": "failing: TimeoutError"}}`.
     """
+    if lifecycle.draining():
+        return json_response(
+            {"status": "unavailable", "checks": {"shutdown": "failing: draining"},
+             "message": "shutting down"},
+            503,
+        )
     try:
         await asyncio.wait_for(request.app.state.redis.ping(), READINESS_TIMEOUT)
     except UNAVAILABLE_ERRORS as exc:  # includes TimeoutError (wait_for's)

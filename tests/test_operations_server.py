@@ -179,6 +179,66 @@ def test_log_level_warning_keeps_request_lines_out(tmp_path: Path, redis_url: st
     assert not [line for line in served.lines() if line["logger"] == "gmsd.access"]
 
 
+def test_sigterm_fails_readiness_then_finishes_the_request_in_flight(
+    tmp_path: Path, redis_url: str, orchestration: HeldOrchestration
+) -> None:
+    served = Served(tmp_path, "--redis-url", redis_url, "--config", slow_config(tmp_path, orchestration),
+                    env={"GMSD_SHUTDOWN_DELAY": "1", "GMSD_SHUTDOWN_TIMEOUT": "30"})
+    try:
+        thread, result = in_background(lambda: httpx.post(served.base + f"{BASE}/slow", timeout=60))
+        assert orchestration.arrived.wait(20), "the slow request never reached the orchestration"
+        served.process.send_signal(signal.SIGTERM)
+
+        # Readiness fails at once while the server still listens ...
+        def readiness_failed() -> bool:
+            return httpx.get(served.base + "/readyz", timeout=2).status_code != 200
+
+        wait_for(readiness_failed, "readiness still answers 200 after SIGTERM")
+        ready = httpx.get(served.base + "/readyz", timeout=2)
+        assert ready.status_code == 503
+        assert ready.json()["checks"] == {"shutdown": "failing: draining"}
+        assert httpx.get(served.base + "/healthz", timeout=2).status_code == 200  # alive: no restart
+
+        # ... then it stops listening, while the request in flight is still held.
+        wait_for(lambda: not served.answers("/healthz"), "the server kept listening past the delay")
+        assert thread.is_alive() and served.process.poll() is None
+        orchestration.release.set()
+        thread.join(30)
+        response = result[0]
+        assert isinstance(response, httpx.Response), response
+        assert response.status_code == 200
+        assert response.json()["slow"] == "done"
+        served.process.wait(30)
+    finally:
+        served.stop()
+    messages = [line["message"] for line in served.lines()]
+    assert "SIGTERM: readiness answers 503 now; shutting down in 1 s" in messages
+    assert "stopped: redis connections closed" in messages
+    assert "orch-pass" not in served.output()
+    # The request itself ran to completion and was logged as such.
+    assert any(line.get("route") == BASE + "/{name}" and line.get("status") == 200 for line in served.lines())
+
+
+def test_shutdown_timeout_bounds_a_request_that_never_ends(
+    tmp_path: Path, redis_url: str, orchestration: HeldOrchestration
+) -> None:
+    served = Served(tmp_path, "--redis-url", redis_url, "--config", slow_config(tmp_path, orchestration),
+                    "--shutdown-timeout", "1")
+    try:
+        thread, result = in_background(lambda: httpx.post(served.base + f"{BASE}/slow", timeout=60))
+        assert orchestration.arrived.wait(20)
+        served.process.send_signal(signal.SIGTERM)
+        served.process.wait(30)  # exits although the orchestration never answered
+        assert not orchestration.release.is_set()
+        thread.join(30)
+        assert not (isinstance(result[0], httpx.Response) and result[0].status_code == 200)
+    finally:
+        served.stop()
+    messages = [line["message"] for line in served.lines()]
+    assert any("timeout graceful shutdown exceeded" in message for message in messages), messages
+    assert "stopped: redis connections closed" in messages
+
+
 def metric(text: str, name: str, **labels: str) -> float:
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -225,3 +285,15 @@ def test_two_workers_report_the_same_totals(tmp_path: Path, redis_url: str) -> N
     finally:
         code = served.stop()
     assert code == 0  # the supervisor stops its workers and exits cleanly
+
+
+def test_shutdown_options_are_explained_and_checked() -> None:
+    help_text = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--help"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=30).stdout
+    for name in ("--shutdown-timeout", "GMSD_SHUTDOWN_TIMEOUT", "--shutdown-delay", "GMSD_SHUTDOWN_DELAY",
+                 "GMSD_WORKERS", "GMSD_LOG_LEVEL"):
+        assert name in help_text
+    refused = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--shutdown-delay", "-1"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 2
+    assert "must not be negative" in refused.stderr
