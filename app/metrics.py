@@ -91,12 +91,13 @@ _children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     """Count one answered request and its duration under its route template."""
+    if method not in _METHODS:
+        method = "other"  # before the cache too: it must stay as small as the label set
     key = (method, route, status // 100)
     children = _children.get(key)
     if children is None:
-        label_method = method if method in _METHODS else "other"
         status_class = _STATUS_CLASSES.get(status // 100, "other")
-        children = (REQUESTS.labels(label_method, route, status_class), REQUEST_SECONDS.labels(label_method, route))
+        children = (REQUESTS.labels(method, route, status_class), REQUEST_SECONDS.labels(method, route))
         _children[key] = children
     children[0].inc()
     children[1].observe(seconds)

@@ -187,3 +187,12 @@ def test_probe_and_metrics_routes_exist(make_client: AppFactory) -> None:
     client = make_client()
     for path in ("/healthz", "/readyz", "/metrics"):
         assert client.get(path).status_code == 200, path
+
+
+def test_unusual_methods_share_one_label(client: TestClient) -> None:
+    before = scrape(client)
+    for method in ("PROPFIND", "MKCOL"):
+        assert client.request(method, "/healthz").status_code == 405
+    after = scrape(client)
+    labels = {"method": "other", "route": "/healthz", "status": "4xx"}
+    assert value(after, "gmsd_http_requests_total", **labels) - value(before, "gmsd_http_requests_total", **labels) == 2
