@@ -14,7 +14,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
-from app.request_log import REQUEST_ID_HEADER, access_log, request_id_for, set_request_id
+from app.request_log import REQUEST_ID_HEADER, access_log, log_request, request_id_for, set_request_id
 
 # Kubernetes probes and Prometheus scrapes every few seconds would drown the requests that
 # matter: their lines are written at DEBUG, everything else at INFO.
@@ -56,10 +56,10 @@ class RequestObserver:
             metrics.observe_request(method, route, status, seconds)
             level = logging.DEBUG if route in _QUIET_ROUTES else logging.INFO
             if access_log.isEnabledFor(level):
-                access_log.log(level, "request", extra={"fields": {
+                log_request(level, {
                     "method": method,
                     "route": route,
                     "status": status,
                     "duration_ms": round(seconds * 1000, 3),
                     "request_id": request_id,
-                }})
+                })
