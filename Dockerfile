@@ -16,9 +16,10 @@ COPY lua ./lua
 
 # The dependencies come as manylinux wheels (uvloop, httptools, hiredis, msgspec, lupa): no
 # compiler is needed. The wheel is installed by file name, so its version pin is the wheel itself.
+# The environment gets no pip or setuptools of its own: the base image's pip installs into it.
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
-    && python -m venv /opt/gmsd \
-    && /opt/gmsd/bin/python -m pip install /wheels/gmsd-*.whl
+    && python -m venv --without-pip /opt/gmsd \
+    && python -m pip --python /opt/gmsd/bin/python install /wheels/gmsd-*.whl
 
 
 FROM python:3.11-slim-bookworm
