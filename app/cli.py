@@ -88,7 +88,7 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.shutdown_timeout < 0 or args.shutdown_delay < 0:
+    if not (args.shutdown_timeout >= 0 and args.shutdown_delay >= 0):  # NaN fails this too
         print("gmsd: --shutdown-timeout and --shutdown-delay must not be negative", file=sys.stderr)
         return 2
     # Worker processes read their settings from the environment, like a container would.

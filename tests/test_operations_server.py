@@ -293,7 +293,8 @@ def test_shutdown_options_are_explained_and_checked() -> None:
     for name in ("--shutdown-timeout", "GMSD_SHUTDOWN_TIMEOUT", "--shutdown-delay", "GMSD_SHUTDOWN_DELAY",
                  "GMSD_WORKERS", "GMSD_LOG_LEVEL"):
         assert name in help_text
-    refused = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--shutdown-delay", "-1"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=30)
-    assert refused.returncode == 2
-    assert "must not be negative" in refused.stderr
+    for option, value in (("--shutdown-delay", "-1"), ("--shutdown-timeout", "nan")):
+        refused = subprocess.run([sys.executable, "-m", "app.cli", "serve", option, value], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=30)
+        assert refused.returncode == 2
+        assert "must not be negative" in refused.stderr
