@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import os
 import sys
 
-from app import __version__
+from app import __version__, metrics
 from app.config import load_config
 from app.exceptions import ConfigError
-from app.settings import CONFIG_PATH, REDIS_URL
+from app.request_log import logging_config
+from app.settings import CONFIG_PATH, REDIS_URL, SHUTDOWN_DELAY
+
+WORKERS = "GMSD_WORKERS"
+SHUTDOWN_TIMEOUT = "GMSD_SHUTDOWN_TIMEOUT"
+LOG_LEVEL = "GMSD_LOG_LEVEL"
 
 log = logging.getLogger("gmsd")
 
@@ -32,8 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
     serve.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
     serve.add_argument(
-        "--workers", type=int, default=1,
-        help="worker processes; more than 1 needs a Redis URL (the embedded store is per process)",
+        "--workers", type=int, default=os.environ.get(WORKERS) or "1",
+        help=f"worker processes (env {WORKERS}); more than 1 needs a Redis URL (the embedded store is per process)",
     )
     serve.add_argument(
         "--redis-url", default=os.environ.get(REDIS_URL) or None,
@@ -49,8 +55,18 @@ def _parser() -> argparse.ArgumentParser:
         help="trust X-Forwarded-For/-Proto from any proxy (off: one less layer on every request)",
     )
     serve.add_argument(
-        "--log-level", default=os.environ.get("GMSD_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"], help="log level (env GMSD_LOG_LEVEL)",
+        "--log-level", default=os.environ.get(LOG_LEVEL) or "info",
+        choices=["debug", "info", "warning", "error"],
+        help=f"log level (env {LOG_LEVEL}); logs are JSON lines on stdout, one per request at info",
+    )
+    serve.add_argument(
+        "--shutdown-timeout", type=float, default=os.environ.get(SHUTDOWN_TIMEOUT) or "15",
+        help=f"on SIGTERM, seconds in-flight requests get to finish before they are cancelled (env {SHUTDOWN_TIMEOUT})",
+    )
+    serve.add_argument(
+        "--shutdown-delay", type=float, default=os.environ.get(SHUTDOWN_DELAY) or "0",
+        help=f"on SIGTERM, seconds to keep serving with readiness failing before the shutdown starts, "
+        f"so load balancers stop sending traffic first (env {SHUTDOWN_DELAY})",
     )
     bench = commands.add_parser(
         "bench",
@@ -69,7 +85,8 @@ def serve(args: argparse.Namespace) -> int:
     """Check the configuration, then hand over to uvicorn (uvloop + httptools)."""
     import uvicorn
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_config = logging_config(args.log_level)
+    logging.config.dictConfig(log_config)
     try:
         load_config(args.config)
     except ConfigError as exc:
@@ -85,23 +102,36 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if not (args.shutdown_timeout >= 0 and args.shutdown_delay >= 0):  # NaN fails this too
+        print("gmsd: --shutdown-timeout and --shutdown-delay must not be negative", file=sys.stderr)
+        return 2
     # Worker processes read their settings from the environment, like a container would.
     os.environ[REDIS_URL] = args.redis_url or ""
     os.environ[CONFIG_PATH] = args.config or ""
-    uvicorn.run(
-        "app.main:app_from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        log_level=args.log_level,
-        access_log=False,
-        server_header=False,
-        proxy_headers=args.proxy_headers,
-        forwarded_allow_ips="*" if args.proxy_headers else None,
-    )
+    os.environ[SHUTDOWN_DELAY] = str(args.shutdown_delay)
+    # Before any worker imports prometheus_client: several workers share metrics through files.
+    metrics_dir = metrics.prepare_multiprocess_dir(args.workers)
+    if metrics.MULTIPROC_ENV in os.environ:
+        log.info("metrics: multiprocess mode in %s", os.environ[metrics.MULTIPROC_ENV])
+    try:
+        uvicorn.run(
+            "app.main:app_from_environment",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            loop="uvloop",
+            http="httptools",
+            log_config=log_config,
+            log_level=args.log_level,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=args.shutdown_timeout,
+            proxy_headers=args.proxy_headers,
+            forwarded_allow_ips="*" if args.proxy_headers else None,
+        )
+    finally:
+        metrics.remove_multiprocess_dir(metrics_dir)
     return 0
 
 

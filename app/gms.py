@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
+from app import metrics
 from app.config import Config, ServiceConfig
 from app.exceptions import BadRequest, NotFound, PayloadTooLarge
 from app.keys import is_service_id
@@ -43,6 +44,13 @@ class StorageArea:
 
     def __bool__(self) -> bool:
         return bool(self.strings or self.files)
+
+    def count_bytes(self) -> None:
+        """Add this area's size to the stored-bytes metric (string values as UTF-8, file contents)."""
+        metrics.count_stored_bytes(
+            sum(len(text.encode()) for text in self.strings.values()),
+            sum(len(file.data) for file in self.files.values()),
+        )
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,8 @@ class ServiceApi:
                 await self.store.delete_service(service_id)
                 raise
             answer.update((k, v) for k, v in extra.items() if k not in ("_id", "id"))
+        metrics.count_service_created(name)
+        area.count_bytes()
         return answer
 
     async def request(self, service_id: str, request: str, params: Parameters) -> dict[str, Any]:
@@ -164,6 +174,7 @@ class ServiceApi:
         _, area = self._split(params)
         if not await self.store.write(service_id, area):
             raise NotFound(f"service {service_id!r} not found")
+        area.count_bytes()
 
     async def read_all(self, service_id: str) -> dict[str, str]:
         """Every string key of the storage (files are not listed)."""

@@ -11,14 +11,17 @@ from typing import Any
 import redis.asyncio as redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import gms_routes, ops_routes
+from app import gms_routes, lifecycle, metrics, ops_routes
 from app.exceptions import GmsdError, StorageUnavailable
 from app.gms import ServiceApi
 from app.gms_store import GmsStore
+from app.middleware import RequestObserver
 from app.orchestration import HttpOrchestrator
+from app.request_log import REQUEST_ID_HEADER, current_request_id
 from app.responses import error_response, json_response
 from app.settings import Settings
 from app.store import UNAVAILABLE_ERRORS, command_queue, connect
@@ -33,12 +36,14 @@ async def _gmsd_error(request: Request, exc: Exception) -> Response:
 
 async def _unavailable(request: Request, exc: Exception) -> Response:
     log.warning("redis unavailable: %s: %s", type(exc).__name__, exc)
+    metrics.count_redis_error("unavailable")
     return error_response(StorageUnavailable(), request.url.path)
 
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
     # A command Redis refused (out of memory, a script error): a server-side fault, not bad input.
     log.error("redis error: %s", exc)
+    metrics.count_redis_error("refused")
     error = GmsdError("storage error")
     return error_response(error, request.url.path)
 
@@ -53,7 +58,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return json_response({"message": "internal server error"}, 500)
+    # This answer bypasses the middleware's `send`: echo the request id here.
+    request_id = current_request_id()
+    headers = {REQUEST_ID_HEADER.decode(): request_id} if request_id else None
+    return json_response({"message": "internal server error"}, 500, headers)
 
 
 def create_app(settings: Settings, client: Any | None = None) -> Starlette:
@@ -66,6 +74,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         pipeline = command_queue(settings.redis_url, redis_client, settings.config.redis)
         app.state.redis = redis_client
         app.state.gms = ServiceApi(GmsStore(pipeline), settings.config, orchestrator)
+        lifecycle.delay_sigterm(settings.shutdown_delay)
         # Everything allocated so far lives as long as the process: keep the collector from
         # walking it again on every full collection (shorter pauses, so a lower p99).
         gc.collect()
@@ -77,6 +86,8 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
             await pipeline.aclose()
             if client is None:
                 await redis_client.aclose()
+                log.info("stopped: redis connections closed")
+            metrics.process_exit()
 
     handlers: dict[Any, Any] = {
         GmsdError: _gmsd_error,
@@ -88,6 +99,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     return Starlette(
         routes=[*ops_routes.routes, *gms_routes.routes],
         exception_handlers=handlers,
+        middleware=[Middleware(RequestObserver)],
         lifespan=lifespan,
     )
 

@@ -1,4 +1,4 @@
-"""Operations endpoints: liveness and readiness (which names the dependency that fails)."""
+"""Operations endpoints: liveness, readiness (naming the dependency that fails) and metrics."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app import lifecycle, metrics
 from app.responses import json_response
 from app.store import UNAVAILABLE_ERRORS
 
@@ -15,15 +16,25 @@ READINESS_TIMEOUT = 1.0  # seconds: a probe must answer well within Kubernetes' 
 
 
 async def healthz(request: Request) -> Response:
-    """GET /healthz: the process is alive; never touches Redis."""
+    """GET /healthz: the process is alive; never touches Redis (a Redis outage must not restart pods)."""
     return json_response({"status": "ok"})
 
 
 async def readyz(request: Request) -> Response:
-    """GET /readyz: 200 when Redis answers PING; 503 naming the failing dependency otherwise."""
+    """GET /readyz: 200 when this process takes traffic and Redis answers PING; else 503.
+
+    The 503 body names each failing check, like `{"checks": {"redis": "failing: TimeoutError"}}`.
+    """
+    if lifecycle.draining():
+        return json_response(
+            {"status": "unavailable", "checks": {"shutdown": "failing: draining"},
+             "message": "shutting down"},
+            503,
+        )
     try:
         await asyncio.wait_for(request.app.state.redis.ping(), READINESS_TIMEOUT)
     except UNAVAILABLE_ERRORS as exc:  # includes TimeoutError (wait_for's)
+        metrics.count_redis_error("unavailable")
         return json_response(
             {"status": "unavailable", "checks": {"redis": f"failing: {type(exc).__name__}"},
              "message": "redis does not answer"},
@@ -32,7 +43,13 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ready", "checks": {"redis": "ok"}})
 
 
+async def metrics_endpoint(request: Request) -> Response:
+    """GET /metrics: Prometheus text format (every worker's metrics added up)."""
+    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+
+
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics_endpoint, methods=["GET"]),
 ]

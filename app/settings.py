@@ -11,6 +11,7 @@ from app.config import Config, load_config
 
 REDIS_URL = "GMSD_REDIS_URL"
 CONFIG_PATH = "GMSD_CONFIG"
+SHUTDOWN_DELAY = "GMSD_SHUTDOWN_DELAY"
 
 
 @dataclass(frozen=True)
@@ -19,11 +20,13 @@ class Settings:
 
     redis_url: str | None
     config: Config
+    shutdown_delay: float = 0.0  # seconds between SIGTERM (readiness 503) and uvicorn's shutdown
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        """Settings from `GMSD_REDIS_URL` and `GMSD_CONFIG` (unset or empty: the defaults)."""
+        """Settings from `GMSD_REDIS_URL`, `GMSD_CONFIG` and `GMSD_SHUTDOWN_DELAY` (unset or empty: defaults)."""
         return cls(
             redis_url=environ.get(REDIS_URL) or None,
             config=load_config(environ.get(CONFIG_PATH) or None),
+            shutdown_delay=float(environ.get(SHUTDOWN_DELAY) or 0),
         )
