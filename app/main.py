@@ -13,7 +13,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import gms_routes, ops_routes
+from app import cs_routes, gms_routes, ops_routes
+from app.cs import ContextServices
+from app.cs_items import ConversationItems
+from app.cs_store import CsStore
 from app.exceptions import GmsdError, StorageUnavailable
 from app.gms import ServiceApi
 from app.gms_store import GmsStore
@@ -64,6 +67,9 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         orchestrator = HttpOrchestrator(settings.config.orchestration.timeout)
         app.state.redis = redis_client
         app.state.gms = ServiceApi(GmsStore(redis_client), settings.config, orchestrator)
+        cs_store = CsStore(redis_client)
+        app.state.cs = ContextServices(cs_store, settings.config)
+        app.state.cs_items = ConversationItems(cs_store, settings.config)
         try:
             yield
         finally:
@@ -79,7 +85,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     }
     handlers.update(dict.fromkeys(UNAVAILABLE_ERRORS, _unavailable))
     return Starlette(
-        routes=[*ops_routes.routes, *gms_routes.routes],
+        routes=[*ops_routes.routes, *gms_routes.routes, *cs_routes.routes],
         exception_handlers=handlers,
         lifespan=lifespan,
     )
