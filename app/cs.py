@@ -51,6 +51,7 @@ from app.exceptions import BadRequest, Conflict, NotFound, StorageUnavailable
 from app.keys import (
     cs_anonymous_prefix,
     cs_customer_prefix,
+    cs_match_owner_prefix,
     cs_match_prefix,
     cs_match_suffix,
     cs_member,
@@ -363,16 +364,20 @@ class ContextServices(ContextServicesBase):
         """The services of a customer that pass `where`, newest first."""
         if not customer_id or len(customer_id.encode("utf-8")) > self.limits.key_bytes:
             return []
-        return await self._query(cs_partition(customer_id), cs_customer_prefix(customer_id), where, view)
+        return await self._query(cs_partition(customer_id), cs_customer_prefix(customer_id),
+                                 cs_match_owner_prefix(customer_id), where, view)
 
     async def anonymous_services(self, contact_key: str, where: ServiceFilter, view: View) -> list[Raw]:
         """The anonymous services of a contact key that pass `where`, newest first."""
         if not contact_key or len(contact_key.encode("utf-8")) > self.limits.key_bytes:
             return []
-        return await self._query(cs_partition(contact_key), cs_anonymous_prefix(contact_key), where, view)
+        return await self._query(cs_partition(contact_key), cs_anonymous_prefix(contact_key),
+                                 cs_match_owner_prefix(None, contact_key), where, view)
 
-    async def _query(self, partition: int, prefix: bytes, where: ServiceFilter, view: View) -> list[Raw]:
-        members = await self.store.index_read(partition, prefix)
+    async def _query(self, partition: int, prefix: bytes, match_prefix: bytes, where: ServiceFilter,
+                     view: View) -> list[Raw]:
+        # The owner's expired match entries are trimmed on the way (index hygiene, docs/keys.md).
+        members = await self.store.index_read(partition, prefix, match_prefix)
         readable = [(m, cs_member_service(m)) for m in members]
         stale = [m for m, sid in readable if cs_service_partition(sid) is None]
         readable = [(m, sid) for m, sid in readable if cs_service_partition(sid) is not None]

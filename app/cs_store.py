@@ -237,10 +237,10 @@ class CsStore:
 
     # --- indexes -----------------------------------------------------------------------------
 
-    async def index_read(self, partition: int, prefix: bytes) -> list[bytes]:
-        """The live members under `prefix` (expired ones are dropped on the way)."""
+    async def index_read(self, partition: int, prefix: bytes, also_trim: bytes = b"") -> list[bytes]:
+        """The live members under `prefix`; expired ones are dropped on the way, under `also_trim` too."""
         members: list[bytes] = await self._eval(self.scripts.cs_index_read, cs_index(partition),
-                                                [now_millis(), prefix])
+                                                [now_millis(), prefix, also_trim])
         return members
 
     async def index_link(self, partition: int, expire_at: int, members: list[bytes]) -> None:

@@ -130,6 +130,14 @@ def cs_match_prefix(customer_id: str | None, contact_key: str | None, type_text:
     return b"m\0" + cs_owner_part(customer_id) + cs_match_suffix(contact_key, type_text)
 
 
+def cs_match_owner_prefix(customer_id: str | None, contact_key: str | None = None) -> bytes:
+    """Members of the match entries of a customer (any contact key and type), or of the anonymous
+    services of a contact key (any type), start with this."""
+    if customer_id is not None:
+        return b"m\0" + cs_owner_part(customer_id) + b"\0"
+    return b"m\0-\0k" + cs_text(contact_key or "") + b"\0"
+
+
 def cs_member(prefix: bytes, service_id: str, generation: int = 0) -> bytes:
     """The index member of a service under `prefix`."""
     return prefix + service_id.encode() + b"#" + str(generation).encode()
