@@ -1,8 +1,9 @@
-"""The Context Services domain: services, composite start, queries and expiry.
+"""The Context Services domain: services, queries and expiry.
 
 Pure logic over `CsStore`: it checks input, picks partitions and ids, turns events into stored
 fields, and turns the scripts' statuses into answers or the typed errors of `app.exceptions`.
-States and tasks are in `app.cs_items`. Nothing here knows HTTP.
+States and tasks are in `app.cs_items`, composite start in `app.cs_composite`. Nothing here
+knows HTTP.
 
 Expiry: every conversation expires as a whole at `exp` (epoch ms). A request with `ttl` or
 `expiration_time` that touches a service whose index entries live in another partition (it was
@@ -21,18 +22,11 @@ from msgspec import Raw
 from app.config import Config, parse_duration
 from app.cs_models import (
     RESERVED_NAMES,
-    CompositeAnswer,
-    CompositeElement,
-    CompositeResult,
-    CompositeService,
-    CompositeState,
-    CompositeTask,
     EndEvent,
     EventFields,
     ServiceStartEvent,
     StateStartEvent,
     TaskStartEvent,
-    decode_event,
 )
 from app.cs_query import ServiceFilter, newest_first
 from app.cs_records import (
@@ -46,7 +40,6 @@ from app.cs_records import (
     type_text,
     typed_field,
 )
-from app.cs_store import ItemSpec
 from app.exceptions import BadRequest, Conflict, NotFound, StorageUnavailable
 from app.keys import (
     cs_anonymous_prefix,
@@ -226,14 +219,6 @@ class NewService:
         return self.expire_at, self.customer_member, self.match_member, self.t0, self.fields
 
 
-def _flag(value: bool | str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise BadRequest("`associate_state_task` must be true or false")
-
-
 class ContextServices(ContextServicesBase):
     """The service operations of `/genesys/1/cs`."""
 
@@ -242,57 +227,6 @@ class ContextServices(ContextServicesBase):
         new = NewService(self, event, raws, now_millis())
         await self.store.start_service(new.service_id, new.partition, *new.script_args())
         return new.service_id
-
-    async def start_composite(self, elements: list[CompositeElement]) -> CompositeAnswer:
-        """Find or create, per element, the active service, its state and its task."""
-        return CompositeAnswer([await self._composite_element(element) for element in elements])
-
-    async def _composite_element(self, element: CompositeElement) -> CompositeResult:
-        now = now_millis()
-        service_event, service_raws = decode_event(bytes(element.service), ServiceStartEvent, "service")
-        new = NewService(self, service_event, service_raws, now)
-        state_event, state_raws = decode_event(bytes(element.state), StateStartEvent, "state")
-        state_fields, state_part = self.item_fields(state_raws, state_event, "state_type")
-        state = ItemSpec(state_part, self.timestamp(state_event.timestamp, now), state_fields)
-        task: ItemSpec | None = None
-        if element.has_task:
-            task_event, task_raws = decode_event(bytes(element.task), TaskStartEvent, "task")
-            task_fields, task_part = self.item_fields(task_raws, task_event, "task_type")
-            task = ItemSpec(task_part, self.timestamp(task_event.timestamp, now), task_fields)
-        attach = _flag(element.associate_state_task)
-        reply, service_id = await self._find_or_create(new, state, task, attach)
-        result = CompositeResult(
-            CompositeService(service_id, _created(reply[1])),
-            CompositeState(int(reply[2]), _created(reply[3])),
-        )
-        if task is not None:
-            result.task = CompositeTask(int(reply[4]), _created(reply[5]))
-        return result
-
-    async def _find_or_create(self, new: NewService, state: ItemSpec, task: ItemSpec | None,
-                              attach: bool) -> tuple[Reply, str]:
-        for _ in range(MAX_ATTEMPTS):
-            candidate = await self.store.match_candidate(new.partition, new.match_prefix)
-            local: str | None = None
-            if candidate is not None:
-                candidate_id = cs_member_service(candidate)
-                where = cs_service_partition(candidate_id)
-                if where is None:  # not an id gmsd issued: never valid
-                    await self.store.index_drop(new.partition, [candidate])
-                    continue
-                if where != new.partition:  # associated with this customer from another partition
-                    reply = await self.store.composite_join(candidate_id, candidate, state, task, attach)
-                    if reply[0] == b"ok":
-                        return reply, candidate_id
-                    await self.store.index_drop(new.partition, [candidate])
-                    continue
-                local = candidate_id
-            reply = await self.store.composite_start(
-                new.partition, new.service_id, candidate or b"", local, new.script_args(),
-                new.match_prefix, state, task, attach)
-            if reply[0] == b"ok":
-                return reply, new.service_id if reply[1] == 1 else str(local)
-        raise busy()
 
     async def end_service(self, service_id: str, event: EndEvent, raws: dict[str, Raw]) -> None:
         """End a service and its active states and tasks; 409 if it has ended already."""
@@ -394,7 +328,3 @@ class ContextServices(ContextServicesBase):
         by_id = dict(kept)
         ordered = newest_first([(sid, c.service) for sid, c in kept])
         return [render_service(sid, svc, by_id[sid].states, by_id[sid].tasks, view) for sid, svc in ordered]
-
-
-def _created(flag: int) -> str:
-    return "true" if flag == 1 else "false"

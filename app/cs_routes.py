@@ -16,9 +16,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app import cs_composite
 from app.cs import ContextServices
 from app.cs_items import STATES, TASKS, ConversationItems
 from app.cs_models import (
+    RESERVED_NAMES,
     CompositeStart,
     EndEvent,
     ExpirationUpdate,
@@ -111,7 +113,8 @@ def _filter(request: Request) -> ServiceFilter:
         _time(params, "started_from"), _time(params, "started_to"),
         _time(params, "completed_from"), _time(params, "completed_to"),
         _types(params, "service_types"),
-        tuple((k, v) for k, v in params.multi_items() if k not in _QUERY_PARAMETERS),
+        # any other parameter: attached data equality (reserved names can never be attached data)
+        tuple((k, v) for k, v in params.multi_items() if k not in _QUERY_PARAMETERS and k not in RESERVED_NAMES),
     )
 
 
@@ -124,12 +127,12 @@ async def start_service(request: Request) -> Response:
     return json_response(ServiceStarted(service_id), 201, {"location": f"{PREFIX}/services/{service_id}"})
 
 
-async def start_composite(request: Request) -> Response:
+async def composite_start(request: Request) -> Response:
     """POST /services_composite/start → 200 {"services": […]}, Location of the first task or state."""
     body, _ = await _event(request, CompositeStart)
     if not body.services:
         raise BadRequest("`services` must have at least one element")
-    answer = await _services(request).start_composite(body.services)
+    answer = await cs_composite.start_composite(_services(request), body.services)
     first = answer.services[0]
     where = f"{PREFIX}/services/{first.service.service_id}"
     where += f"/tasks/{first.task.task_id}" if first.task is not None else f"/states/{first.state.state_id}"
@@ -285,7 +288,7 @@ def _which(path: str, endpoint: object) -> list[Route]:
 
 routes = [
     Route(PREFIX + "/services/start", start_service, methods=["POST"]),
-    Route(PREFIX + "/services_composite/start", start_composite, methods=["POST"]),
+    Route(PREFIX + "/services_composite/start", composite_start, methods=["POST"]),
     *_which("/services/anonymous/{contact_key}", anonymous_services),
     *_which("/customers/{customer_id}/services", customer_services),
     Route(PREFIX + "/customers/{customer_id}/services/{id}", associate, methods=["POST"]),

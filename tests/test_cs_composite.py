@@ -143,6 +143,9 @@ def test_composite_errors(client: TestClient) -> None:
     bad_state = element()
     bad_state["state"]["state_type"] = {"no": 1}
     assert_error(client.post(URL, json={"services": [bad_state]}), 400, "InvalidParameterException")
+    # every element is checked before any is stored
+    assert_error(client.post(URL, json={"services": [element(), element(associate=3)]}), 400,
+                 "InvalidParameterException")
     assert get(client, "/customers/C-comp/services") == []
 
 

@@ -79,6 +79,7 @@ def test_each_filter_alone(client: TestClient, history: dict[str, str]) -> None:
     assert query(client, vip="true") == [h["old_done"]]  # a boolean too
     assert query(client, nested='{"a":1}') == [h["new_done"]]  # an object by its JSON
     assert query(client, channel="fax") == []
+    assert len(query(client, customer_id="someone", service_id="x")) == 5  # not attached data: ignored
 
 
 def test_filters_combined(client: TestClient, history: dict[str, str]) -> None:
@@ -91,6 +92,13 @@ def test_filters_combined(client: TestClient, history: dict[str, str]) -> None:
     # completed_* mean nothing for active services: an /active query ignores them
     assert query(client, "/active", completed_from="2026-01-07T00:00:00Z") == [h["new_active"], h["old_active"]]
     assert query(client, channel="voice", level="3", service_types="sales") == []
+
+
+def test_queries_survive_a_script_flush(client: TestClient, backend: Backend, history: dict[str, str]) -> None:
+    assert len(query(client, active_states="true")) == 5
+    backend.sync.script_flush()  # what a Redis restart or failover does to loaded scripts
+    assert len(query(client, active_states="true")) == 5
+    assert len(query(client)) == 5
 
 
 def test_include_flags_and_extensions(client: TestClient, history: dict[str, str]) -> None:
