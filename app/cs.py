@@ -9,7 +9,7 @@ Expiry: every conversation expires as a whole at `exp` (epoch ms). A request wit
 `expiration_time` that touches a service whose index entries live in another partition (it was
 associated with a customer there) first raises those entries, then changes the conversation,
 passing the owner it saw: if the owner changed in between, the script refuses and we start again
-(`_mutate`). So an index entry never expires before its conversation.
+(`mutate`). So an index entry never expires before its conversation.
 """
 
 from __future__ import annotations
@@ -317,7 +317,7 @@ class ContextServices(ContextServicesBase):
         readable = [(m, sid) for m, sid in readable if cs_service_partition(sid) is not None]
         want_states = view.active_states or view.completed_states
         want_tasks = view.active_tasks or view.completed_tasks
-        found = await self.store.read_many([sid for _, sid in readable], want_states, want_tasks)
+        found = await self.store.read_many([sid for _, sid in readable], want_states, want_tasks) if readable else []
         kept = []
         for (member, sid), conversation in zip(readable, found, strict=True):
             if conversation is None or conversation.service.get(b"cm") != member:

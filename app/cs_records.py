@@ -222,12 +222,13 @@ def render_service(service_id: str, svc: Hash, states: Hash, tasks: Hash, view: 
     task_items = split_items(tasks) if view.active_tasks or view.completed_tasks else {}
     if view.active_states or view.completed_states:
         state_view = View(extensions=view.extensions)  # states nested in a service: no tasks inside
+        state_items = split_items(states)
         for name, want, ended in (("active_states", view.active_states, False),
                                   ("completed_states", view.completed_states, True)):
             if want:
                 nested[name] = [
                     render_state(service_id, sid, s, {}, state_view)
-                    for sid, s in split_items(states).items() if (b"t1" in s) == ended
+                    for sid, s in state_items.items() if (b"t1" in s) == ended
                 ]
     nested.update(_task_lists(service_id, task_items, view))
     service = Service(
