@@ -7,8 +7,12 @@ import time
 
 from starlette.testclient import TestClient
 
+from app.config import SAMPLE_CONFIG, parse_config
 from app.cs_models import RESERVED_NAMES
-from tests.conftest import AppFactory, Backend
+from app.main import create_app
+from app.settings import Settings
+from app.store import connect
+from tests.conftest import AppFactory, Backend, free_port
 from tests.cs_support import (
     CS,
     TIMESTAMP,
@@ -249,3 +253,12 @@ def test_unknown_routes_and_methods_answer_json(client: TestClient) -> None:
     assert_error(client.get(f"{CS}/nothing/here"), 404, "ContextServicesException")
     assert_error(client.patch(f"{CS}/services/start"), 405, "ContextServicesException")
     assert client.get(f"{CS}/customers/C/services/sideways").status_code == 404
+
+
+def test_unreachable_redis_answers_503_with_an_exception_class() -> None:
+    config = parse_config(SAMPLE_CONFIG + "[redis]\ntimeout = 0.5\n", "<test>")
+    dead = connect(f"redis://127.0.0.1:{free_port()}/0", config.redis)  # nothing listens there
+    with TestClient(create_app(Settings(None, config), dead)) as client:
+        assert_error(client.post(f"{CS}/services/start", json={"customer_id": "c"}), 503,
+                     "StorageUnavailableException")
+        assert_error(client.get(f"{CS}/customers/c/services"), 503, "StorageUnavailableException")
