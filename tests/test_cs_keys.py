@@ -95,6 +95,8 @@ def test_every_script_call_stays_in_one_slot(client: TestClient, backend: Backen
     backend.sync.zadd(cs_index(cs_partition(evil))[0], {b"c\0%7Bevil%7Dx\0" + stale.encode() + b"#0": 0})
     backend.sync.zadd(cs_index(cs_partition(evil))[1], {b"c\0%7Bevil%7Dx\0" + stale.encode() + b"#0": 2 ** 50})
     assert stale not in [s["service_id"] for s in get(client, f"/customers/{evil}/services")]
+    live = list(backend.sync.scan_iter(match="cs:*", count=1000))
+    assert len(live) >= 10 and all(backend.sync.pttl(key) > 0 for key in live)  # nothing is kept forever
     post_ok(client, f"/services/{anonymous}/end", {})
     assert client.delete(f"{CS}/services/{anonymous}").status_code == 200
     assert client.delete(f"{CS}/services/{sid}").status_code == 200
