@@ -6,10 +6,10 @@ States and tasks are in `app.cs_items`, composite start in `app.cs_composite`. N
 knows HTTP.
 
 Expiry: every conversation expires as a whole at `exp` (epoch ms). A request with `ttl` or
-`expiration_time` that touches a service whose index entries live in another partition (it was
-associated with a customer there) first raises those entries, then changes the conversation,
-passing the owner it saw: if the owner changed in between, the script refuses and we start again
-(`mutate`). So an index entry never expires before its conversation.
+`expiration_time` for a service whose index entries live in another partition (it was associated
+with a customer there) must raise those entries first: the script refuses until the caller has
+done so for the service's current owner (`mutate`). So an index entry never expires before its
+conversation.
 """
 
 from __future__ import annotations
@@ -154,21 +154,23 @@ class ContextServicesBase:
 
     async def mutate(self, service_id: str, expire_at: int | None,
                      call: Callable[[bytes], Awaitable[Reply]]) -> Reply:
-        """Run a script that may set a new expiry (see the module's docstring)."""
+        """Run a script that may set a new expiry (see the module's docstring).
+
+        First as is: a service whose index entries are in its own partition needs nothing else.
+        If they are elsewhere the script answers `retry`: raise them, then run it again with the
+        owner seen (it refuses again if the owner changed meanwhile).
+        """
+        reply = await call(b"")
         for _ in range(MAX_ATTEMPTS):
-            token = b""
-            if expire_at is not None:
-                owner = await self.store.owner(service_id)
-                if owner is None:
-                    raise NotFound(f"service {service_id!r} not found")
-                customer_member, match_member, remote = owner
-                token = customer_member
-                if remote is not None:
-                    members = [m for m in (customer_member, match_member) if m]
-                    await self.store.index_link(int(remote), expire_at, members)
-            reply = await call(token)
-            if reply[0] != b"retry":
+            if reply[0] != b"retry" or expire_at is None:
                 return reply
+            owner = await self.store.owner(service_id)
+            if owner is None:
+                raise NotFound(f"service {service_id!r} not found")
+            customer_member, match_member, remote = owner
+            if remote is not None:
+                await self.store.index_link(int(remote), expire_at, [m for m in (customer_member, match_member) if m])
+            reply = await call(customer_member)
         raise busy()
 
     @staticmethod

@@ -86,7 +86,7 @@ local function start_service(svc, ix, ixexp, exp, cm, mm, t0, fields)
 end
 
 -- Give the whole conversation a new expiry, and the entries of this partition's index with it.
--- Entries in another partition (`ip`) were raised by the caller before (see owner_moved).
+-- Entries in another partition (`ip`) were raised by the caller before (see remote_not_raised).
 local function set_expiry(svc, states, tasks, ix, ixexp, exp)
   redis.call('HSET', svc, 'exp', exp)
   redis.call('PEXPIREAT', svc, exp)
@@ -101,10 +101,11 @@ local function set_expiry(svc, states, tasks, ix, ixexp, exp)
   end
 end
 
--- True when a new expiry must not be applied: the caller raised the index entries of the owner
--- it read (`token` = the `cm` it saw), and the service has been associated elsewhere since.
-local function owner_moved(svc, exp, token)
-  return exp ~= '' and redis.call('HGET', svc, 'cm') ~= token
+-- True when a new expiry must not be applied yet: the service's index entries are in another
+-- partition, and the caller has not raised them for its current owner (`token` = the `cm` the
+-- caller read before raising them; '' if it did not). The caller then raises and tries again.
+local function remote_not_raised(svc, exp, token)
+  return exp ~= '' and redis.call('HEXISTS', svc, 'ip') == 1 and redis.call('HGET', svc, 'cm') ~= token
 end
 
 local function active_ids(items)

@@ -1,8 +1,8 @@
 -- End a service and, with the same timestamp, its active states and tasks.
 -- KEYS[1] svc   KEYS[2] states   KEYS[3] tasks   KEYS[4] ix   KEYS[5] ixexp
--- ARGV now, new expiry ('' keeps it), owner token (the `cm` read before raising a remote index),
+-- ARGV now, new expiry ('' keeps it), owner token (see remote_not_raised in cs_lib.lua),
 --      t1 (ms), n + n field/value pairs (e:* end event fields, a:* attached data)
--- Returns {'nf'} unknown service, {'retry'} owner moved, {'ended'} already ended, or
+-- Returns {'nf'} unknown service, {'retry'} remote index not raised yet, {'ended'} already ended, or
 --         {'ok', ip, mm}: the partition and match member the caller must drop when the
 --         service's index entries are in another partition (ip ~= '').
 local svc, states, tasks, ix, ixexp = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -10,7 +10,7 @@ local now, exp, token, t1 = arg(), arg(), arg(), arg()
 local fields = arg_pairs()
 index_trim(ix, ixexp, now)
 if redis.call('EXISTS', svc) == 0 then return {'nf'} end
-if owner_moved(svc, exp, token) then return {'retry'} end
+if remote_not_raised(svc, exp, token) then return {'retry'} end
 if redis.call('HEXISTS', svc, 't1') == 1 then return {'ended'} end
 redis.call('HSET', svc, 't1', t1)
 hset_pairs(svc, '', fields)
