@@ -152,15 +152,16 @@ def test_composite_errors(client: TestClient) -> None:
 # --- the race, against a real server with two worker processes -------------------------------
 
 @pytest.fixture
-def live_server(redis_server: RedisServer) -> Iterator[str]:
+def live_server(redis_server: RedisServer, tmp_path: Path) -> Iterator[str]:
     """`gmsd serve --workers 2` on a free port, on the session's real Redis (flushed)."""
     redis.Redis(port=redis_server.port).flushall()
     port = free_port()
     env = {**os.environ, "GMSD_CONFIG": ""}
+    log = (tmp_path / "gmsd.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--redis-url", redis_server.url,
          "--workers", "2", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -172,12 +173,13 @@ def live_server(redis_server: RedisServer) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gmsd did not start: {process.stderr.read() if process.stderr else ''!r}")
+                raise RuntimeError(f"gmsd did not start: {(tmp_path / 'gmsd.log').read_text()}")
             time.sleep(0.1)
         yield base
     finally:
         process.terminate()
         process.wait(15)
+        log.close()
 
 
 def test_racing_identical_composite_starts_create_exactly_one_of_each(
