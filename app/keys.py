@@ -6,6 +6,8 @@ never from raw user input, so a client cannot choose a slot.
 """
 
 import re
+import uuid
+import zlib
 
 # GMS service ids are UUIDs that gmsd generates; anything else cannot name a service.
 _SERVICE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -32,3 +34,115 @@ def gms_service(service_id: str) -> tuple[str, str, str]:
 # Reserved fields of the data hash; user keys starting with "_" are never stored.
 GMS_NAME_FIELD = "_name"
 GMS_EXPIRY_FIELD = "_exp"
+
+
+# --- Context Services ------------------------------------------------------------------------
+# A conversation (a CS service with its states and tasks) and the index entries that composite
+# start must read and write live in one partition p (0..1023), every key tagged `{cs:<p>}`.
+# p is crc32 of the owner (customer_id, else contact_key); the service id `<p>-<uuid>` carries
+# it, so any later call finds the slot from the id alone. User text never appears in a key name:
+# it appears only inside index *members* (escaped), so it cannot choose a slot.
+
+CS_PARTITIONS = 1024
+_CS_SERVICE_ID = re.compile(
+    r"^(0|[1-9][0-9]{0,3})-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+)
+
+
+def cs_partition(owner: str) -> int:
+    """The partition of a customer id or contact key: stable across processes and versions."""
+    return zlib.crc32(owner.encode("utf-8")) % CS_PARTITIONS
+
+
+def cs_new_service_id(partition: int) -> str:
+    """A fresh CS service id in `partition` (the shape of real GMS ids: `115-cc038ec2-…`)."""
+    return f"{partition}-{uuid.uuid4()}"
+
+
+def cs_service_partition(service_id: str) -> int | None:
+    """The partition a CS service id names, or None if gmsd cannot have issued it."""
+    match = _CS_SERVICE_ID.match(service_id)
+    if match is None:
+        return None
+    partition = int(match.group(1))
+    return partition if partition < CS_PARTITIONS else None
+
+
+def _cs_tag(partition: int) -> str:
+    return "cs:{cs:" + str(partition) + "}:"
+
+
+def cs_conversation(service_id: str, partition: int) -> tuple[str, str, str]:
+    """The keys of one conversation: (service hash, states hash, tasks hash); one PEXPIREAT.
+
+    - `cs:{cs:p}:svc:<id>`    fields of the service (see docs/keys.md)
+    - `cs:{cs:p}:states:<id>` `<state id>:<field>` for every state, plus `active`
+    - `cs:{cs:p}:tasks:<id>`  `<task id>:<field>` for every task, plus `active`
+    """
+    tag = _cs_tag(partition)
+    return tag + "svc:" + service_id, tag + "states:" + service_id, tag + "tasks:" + service_id
+
+
+def cs_index(partition: int) -> tuple[str, str]:
+    """The index of one partition: (members ordered by name, score 0; same members by expiry ms)."""
+    tag = _cs_tag(partition)
+    return tag + "ix", tag + "ixexp"
+
+
+# Index members: `<kind>\0<escaped owner text>\0…\0<service id>#<association generation>`.
+# Kinds: `c` services of a customer, `a` anonymous services of a contact key, `m` the active
+# services that composite start matches on (customer, contact key, service type).
+
+
+def cs_text(text: str) -> bytes:
+    """User text made safe for an index member: `%` and NUL percent-escaped (NUL separates parts)."""
+    return text.encode("utf-8").replace(b"%", b"%25").replace(b"\0", b"%00")
+
+
+def cs_customer_prefix(customer_id: str) -> bytes:
+    """Members of the services of a customer start with this."""
+    return b"c\0" + cs_text(customer_id) + b"\0"
+
+
+def cs_anonymous_prefix(contact_key: str) -> bytes:
+    """Members of the anonymous services of a contact key start with this."""
+    return b"a\0" + cs_text(contact_key) + b"\0"
+
+
+def cs_owner_part(customer_id: str | None) -> bytes:
+    """The customer part of a match member (`-`: anonymous)."""
+    return b"-" if customer_id is None else b"c" + cs_text(customer_id)
+
+
+def cs_type_part(type_text: str | None) -> bytes:
+    """A service, state or task type as matched (`-`: no type)."""
+    return b"-" if type_text is None else b"t" + cs_text(type_text)
+
+
+def cs_match_suffix(contact_key: str | None, type_text: str | None) -> bytes:
+    """The part of a match member after the customer part (kept in the service to re-associate)."""
+    contact = b"-" if contact_key is None else b"k" + cs_text(contact_key)
+    return b"\0" + contact + b"\0" + cs_type_part(type_text) + b"\0"
+
+
+def cs_match_prefix(customer_id: str | None, contact_key: str | None, type_text: str | None) -> bytes:
+    """Members of the active services composite start would match start with this."""
+    return b"m\0" + cs_owner_part(customer_id) + cs_match_suffix(contact_key, type_text)
+
+
+def cs_match_owner_prefix(customer_id: str | None, contact_key: str | None = None) -> bytes:
+    """Members of the match entries of a customer (any contact key and type), or of the anonymous
+    services of a contact key (any type), start with this."""
+    if customer_id is not None:
+        return b"m\0" + cs_owner_part(customer_id) + b"\0"
+    return b"m\0-\0k" + cs_text(contact_key or "") + b"\0"
+
+
+def cs_member(prefix: bytes, service_id: str, generation: int = 0) -> bytes:
+    """The index member of a service under `prefix`."""
+    return prefix + service_id.encode() + b"#" + str(generation).encode()
+
+
+def cs_member_service(member: bytes) -> str:
+    """The service id an index member points to."""
+    return member.rpartition(b"\0")[2].partition(b"#")[0].decode()

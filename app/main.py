@@ -15,7 +15,10 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import gms_routes, lifecycle, metrics, ops_routes
+from app import cs_routes, gms_routes, lifecycle, metrics, ops_routes
+from app.cs import ContextServices
+from app.cs_items import ConversationItems
+from app.cs_store import CsStore
 from app.exceptions import GmsdError, StorageUnavailable
 from app.gms import ServiceApi
 from app.gms_store import GmsStore
@@ -74,6 +77,9 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         pipeline = command_queue(settings.redis_url, redis_client, settings.config.redis)
         app.state.redis = redis_client
         app.state.gms = ServiceApi(GmsStore(pipeline), settings.config, orchestrator)
+        cs_store = CsStore(redis_client)
+        app.state.cs = ContextServices(cs_store, settings.config)
+        app.state.cs_items = ConversationItems(cs_store, settings.config)
         lifecycle.delay_sigterm(settings.shutdown_delay)
         # Everything allocated so far lives as long as the process: keep the collector from
         # walking it again on every full collection (shorter pauses, so a lower p99).
@@ -97,7 +103,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     }
     handlers.update(dict.fromkeys(UNAVAILABLE_ERRORS, _unavailable))
     return Starlette(
-        routes=[*ops_routes.routes, *gms_routes.routes],
+        routes=[*ops_routes.routes, *gms_routes.routes, *cs_routes.routes],
         exception_handlers=handlers,
         middleware=[Middleware(RequestObserver)],
         lifespan=lifespan,

@@ -1,0 +1,260 @@
+"""Redis storage of Context Services conversations and their indexes (layout: docs/keys.md).
+
+Every call is one round trip: one EVALSHA, one single-key command, or one pipeline of
+conversation reads. Each script touches the keys of one partition `{cs:<p>}` only, declared in
+KEYS. Scripts answer a status first (`ok`, `nf`, `nfs`, `ended`, `retry`, `stale`); the domain
+(`app.cs`) turns them into answers or typed errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+from app.cs_records import Fields, Hash, hash_of
+from app.keys import cs_conversation, cs_index, cs_service_partition
+from app.scripts import ScriptSet, read_script
+from app.timestamps import now_millis
+
+Reply = list[Any]  # a script's answer: status (bytes) first
+
+
+@dataclass(frozen=True)
+class CsScripts(ScriptSet):
+    """The Context Services scripts; each is `lua/cs_lib.lua` followed by `lua/<name>.lua`."""
+
+    cs_service_start: AsyncScript
+    cs_composite_start: AsyncScript
+    cs_composite_join: AsyncScript
+    cs_service_end: AsyncScript
+    cs_service_delete: AsyncScript
+    cs_service_expire: AsyncScript
+    cs_service_associate: AsyncScript
+    cs_item_start: AsyncScript
+    cs_item_end: AsyncScript
+    cs_state_transition: AsyncScript
+    cs_attached_set: AsyncScript
+    cs_conversation_read: AsyncScript
+    cs_index_read: AsyncScript
+    cs_index_link: AsyncScript
+    cs_index_drop: AsyncScript
+
+    @classmethod
+    def register(cls, client: Any) -> CsScripts:
+        """Register every script, the shared library prepended (no round trip until first use)."""
+        library = read_script("cs_lib")
+        return cls(**{
+            name: client.register_script(library + "\n" + read_script(name))
+            for name in cls.__dataclass_fields__
+        })
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    """A state or task to find or create in a composite start: type part, start ms, fields."""
+
+    type_part: bytes
+    t0: int
+    fields: Fields
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A conversation as read at one instant (states/tasks empty when not asked for)."""
+
+    service: Hash
+    states: Hash
+    tasks: Hash
+
+
+def _counted(fields: Fields) -> list[Any]:
+    return [len(fields) // 2, *fields]
+
+
+def _items_args(state: ItemSpec, task: ItemSpec | None, attach: bool) -> list[Any]:
+    args: list[Any] = [state.type_part, state.t0, *_counted(state.fields)]
+    if task is None:
+        return [*args, 0]
+    return [*args, 1, task.type_part, 1 if attach else 0, task.t0, *_counted(task.fields)]
+
+
+def _flags(states: bool, tasks: bool) -> tuple[int, int]:
+    return (1 if states else 0, 1 if tasks else 0)
+
+
+class CsStore:
+    """Context Services conversations and indexes in Redis."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.scripts = CsScripts.register(client)
+
+    async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return await script(keys=keys, args=args)
+
+    async def _eval_many(self, script: AsyncScript, calls: list[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """One pipeline of EVALSHAs (no transaction: each call is atomic by itself)."""
+        for _ in range(2):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+            if not any(isinstance(reply, NoScriptError) for reply in replies):
+                break
+            await self.client.script_load(script.script)  # after a restart or failover
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    @staticmethod
+    def _keys(service_id: str) -> tuple[str, str, str]:
+        partition = cs_service_partition(service_id)
+        assert partition is not None, "the domain checks service ids"
+        return cs_conversation(service_id, partition)
+
+    def _keys_and_index(self, service_id: str) -> list[str]:
+        partition = cs_service_partition(service_id)
+        assert partition is not None, "the domain checks service ids"
+        return [*cs_conversation(service_id, partition), *cs_index(partition)]
+
+    # --- services ----------------------------------------------------------------------------
+
+    async def start_service(self, service_id: str, partition: int, expire_at: int, customer_member: bytes,
+                            match_member: bytes, t0: int, fields: Fields) -> None:
+        svc = cs_conversation(service_id, partition)[0]
+        await self._eval(self.scripts.cs_service_start, [svc, *cs_index(partition)],
+                         [now_millis(), expire_at, customer_member, match_member, t0, *_counted(fields)])
+
+    async def match_candidate(self, partition: int, prefix: bytes) -> bytes | None:
+        """The first index member under a match prefix (to be checked by the script using it)."""
+        found: list[bytes] = await self.client.zrangebylex(
+            cs_index(partition)[0], b"[" + prefix, b"[" + prefix + b"\xff", start=0, num=1)
+        return found[0] if found else None
+
+    async def composite_start(self, partition: int, new_id: str, candidate: bytes, candidate_id: str | None,
+                              service: tuple[int, bytes, bytes, int, Fields], prefix: bytes,
+                              state: ItemSpec, task: ItemSpec | None, attach: bool) -> Reply:
+        expire_at, customer_member, match_member, t0, fields = service
+        keys = [*cs_index(partition), *cs_conversation(new_id, partition)]
+        if candidate_id is not None:
+            keys += cs_conversation(candidate_id, partition)
+        args = [now_millis(), prefix, candidate, expire_at, customer_member, match_member, t0,
+                *_counted(fields), *_items_args(state, task, attach)]
+        reply: Reply = await self._eval(self.scripts.cs_composite_start, keys, args)
+        return reply
+
+    async def composite_join(self, service_id: str, candidate: bytes, state: ItemSpec, task: ItemSpec | None,
+                             attach: bool) -> Reply:
+        reply: Reply = await self._eval(self.scripts.cs_composite_join, self._keys(service_id),
+                                        [candidate, *_items_args(state, task, attach)])
+        return reply
+
+    async def owner(self, service_id: str) -> tuple[bytes, bytes | None, bytes | None] | None:
+        """(customer/anonymous member, match member, index partition if remote), None if gone."""
+        cm, mm, ip = await self.client.hmget(self._keys(service_id)[0], ("cm", "mm", "ip"))
+        return None if cm is None else (cm, mm, ip)
+
+    async def end_service(self, service_id: str, expire_at: int | None, token: bytes, t1: int,
+                          fields: Fields) -> Reply:
+        reply: Reply = await self._eval(
+            self.scripts.cs_service_end, self._keys_and_index(service_id),
+            [now_millis(), "" if expire_at is None else expire_at, token, t1, *_counted(fields)])
+        return reply
+
+    async def delete_service(self, service_id: str) -> Reply:
+        reply: Reply = await self._eval(self.scripts.cs_service_delete, self._keys_and_index(service_id),
+                                        [now_millis()])
+        return reply
+
+    async def expire_service(self, service_id: str, expire_at: int, token: bytes) -> Reply:
+        reply: Reply = await self._eval(self.scripts.cs_service_expire, self._keys_and_index(service_id),
+                                        [now_millis(), expire_at, token])
+        return reply
+
+    async def associate(self, service_id: str, customer_id: str, member_prefix: bytes, owner_part: bytes,
+                        remote_partition: int | None, fields: Fields) -> Reply:
+        partition = cs_service_partition(service_id)
+        assert partition is not None
+        keys = [cs_conversation(service_id, partition)[0], *cs_index(partition)]
+        args = [now_millis(), service_id, member_prefix, owner_part, customer_id,
+                "" if remote_partition is None else remote_partition, *_counted(fields)]
+        reply: Reply = await self._eval(self.scripts.cs_service_associate, keys, args)
+        return reply
+
+    # --- states and tasks --------------------------------------------------------------------
+
+    async def start_item(self, service_id: str, kind: str, expire_at: int | None, token: bytes,
+                         state_id: int | None, t0: int, fields: Fields) -> Reply:
+        args = [now_millis(), "" if expire_at is None else expire_at, token, kind,
+                "" if state_id is None else state_id, t0, *_counted(fields)]
+        reply: Reply = await self._eval(self.scripts.cs_item_start, self._keys_and_index(service_id), args)
+        return reply
+
+    async def end_item(self, service_id: str, kind: str, item_id: int, expire_at: int | None, token: bytes,
+                       t1: int, fields: Fields) -> Reply:
+        args = [now_millis(), "" if expire_at is None else expire_at, token, kind, item_id, t1, *_counted(fields)]
+        reply: Reply = await self._eval(self.scripts.cs_item_end, self._keys_and_index(service_id), args)
+        return reply
+
+    async def transition(self, service_id: str, from_id: int, expire_at: int | None, token: bytes, at: int,
+                         end_fields: Fields, new_fields: Fields) -> Reply:
+        args = [now_millis(), "" if expire_at is None else expire_at, token, from_id, at,
+                *_counted(end_fields), *_counted(new_fields)]
+        reply: Reply = await self._eval(self.scripts.cs_state_transition, self._keys_and_index(service_id), args)
+        return reply
+
+    async def set_attached(self, service_id: str, kind: str | None, item_id: int | None, key: str,
+                           value: bytes) -> Reply:
+        """Set attached data `key` of the service (kind None), or of state/task `item_id`."""
+        svc, states, tasks = self._keys(service_id)
+        keys = [svc] if kind is None else [svc, states if kind == "states" else tasks]
+        prefix = "" if item_id is None else f"{item_id}:"
+        reply: Reply = await self._eval(self.scripts.cs_attached_set, keys, [prefix, key, value])
+        return reply
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def read(self, service_id: str, states: bool, tasks: bool) -> Conversation | None:
+        """A conversation, or None if it does not exist (one HGETALL when only the service is needed)."""
+        keys = self._keys(service_id)
+        if not states and not tasks:
+            svc: Hash = await self.client.hgetall(keys[0])
+            return Conversation(svc, {}, {}) if svc else None
+        reply = await self._eval(self.scripts.cs_conversation_read, keys, _flags(states, tasks))
+        return _conversation(reply)
+
+    async def read_many(self, service_ids: list[str], states: bool, tasks: bool) -> list[Conversation | None]:
+        """Many conversations in one pipeline, each read atomically."""
+        flags = _flags(states, tasks)
+        replies = await self._eval_many(
+            self.scripts.cs_conversation_read, [(self._keys(sid), flags) for sid in service_ids])
+        return [_conversation(reply) for reply in replies]
+
+    # --- indexes -----------------------------------------------------------------------------
+
+    async def index_read(self, partition: int, prefix: bytes, also_trim: bytes = b"") -> list[bytes]:
+        """The live members under `prefix`; expired ones are dropped on the way, under `also_trim` too."""
+        members: list[bytes] = await self._eval(self.scripts.cs_index_read, cs_index(partition),
+                                                [now_millis(), prefix, also_trim])
+        return members
+
+    async def index_link(self, partition: int, expire_at: int, members: list[bytes]) -> None:
+        """Add (or raise the expiry of) entries for a service of another partition."""
+        await self._eval(self.scripts.cs_index_link, cs_index(partition), [now_millis(), expire_at, *members])
+
+    async def index_drop(self, partition: int, members: list[bytes]) -> None:
+        """Drop entries that can never be valid again."""
+        if members:
+            await self._eval(self.scripts.cs_index_drop, cs_index(partition), members)
+
+
+def _conversation(reply: Reply) -> Conversation | None:
+    svc, states, tasks = reply
+    if not svc:
+        return None
+    return Conversation(hash_of(svc), hash_of(states), hash_of(tasks))
