@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as redis
+from redis.exceptions import RedisClusterException
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,7 +21,7 @@ from app.gms_store import GmsStore
 from app.orchestration import HttpOrchestrator
 from app.responses import error_response, json_response
 from app.settings import Settings
-from app.store import UNAVAILABLE_ERRORS, connect
+from app.store import UNAVAILABLE_ERRORS, connect, is_unavailable
 
 log = logging.getLogger("gmsd")
 
@@ -40,6 +41,14 @@ async def _redis_error(request: Request, exc: Exception) -> Response:
     log.error("redis error: %s", exc)
     error = GmsdError("storage error")
     return error_response(error, request.url.path)
+
+
+async def _cluster_error(request: Request, exc: Exception) -> Response:
+    # redis-py's cluster client reports "no node reachable" and client-side bugs (keys in
+    # different slots) with the same exception class.
+    if is_unavailable(exc):
+        return await _unavailable(request, exc)
+    return await _redis_error(request, exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -75,6 +84,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         GmsdError: _gmsd_error,
         HTTPException: _http_error,
         redis.ResponseError: _redis_error,
+        RedisClusterException: _cluster_error,
         Exception: _server_error,
     }
     handlers.update(dict.fromkeys(UNAVAILABLE_ERRORS, _unavailable))
