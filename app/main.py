@@ -37,18 +37,12 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
+    if is_unavailable(exc):  # e.g. NOREPLICAS from a fenced primary during a failover
+        return await _unavailable(request, exc)
     # A command Redis refused (out of memory, a script error): a server-side fault, not bad input.
     log.error("redis error: %s", exc)
     error = GmsdError("storage error")
     return error_response(error, request.url.path)
-
-
-async def _cluster_error(request: Request, exc: Exception) -> Response:
-    # redis-py's cluster client reports "no node reachable" and client-side bugs (keys in
-    # different slots) with the same exception class.
-    if is_unavailable(exc):
-        return await _unavailable(request, exc)
-    return await _redis_error(request, exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -84,7 +78,9 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         GmsdError: _gmsd_error,
         HTTPException: _http_error,
         redis.ResponseError: _redis_error,
-        RedisClusterException: _cluster_error,
+        # redis-py's cluster client reports "no node reachable" and client-side bugs (keys in
+        # different slots) with this one class: _redis_error tells them apart.
+        RedisClusterException: _redis_error,
         Exception: _server_error,
     }
     handlers.update(dict.fromkeys(UNAVAILABLE_ERRORS, _unavailable))

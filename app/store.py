@@ -9,6 +9,7 @@ client whose responses are bytes (files are stored exactly as uploaded). redis-p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -46,6 +47,11 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+# Replies without an exception class of their own in redis-py that mean the same: a primary
+# fenced by `min-replicas-to-write` (no replica acknowledges it, e.g. it was just replaced).
+_UNAVAILABLE_REPLIES = ("NOREPLICAS ",)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """True if `exc` means Redis is unreachable or failing over (503), not a bug (500).
 
@@ -55,6 +61,8 @@ def is_unavailable(exc: BaseException) -> bool:
     """
     if isinstance(exc, UNAVAILABLE_ERRORS):
         return True
+    if isinstance(exc, redis.ResponseError):
+        return str(exc).startswith(_UNAVAILABLE_REPLIES)
     if isinstance(exc, RedisClusterException):
         if isinstance(exc.__cause__, UNAVAILABLE_ERRORS):
             return True
@@ -131,10 +139,50 @@ def _cluster(target: RedisTarget, options: RedisOptions) -> RedisCluster:
 
 
 class _SentinelPrimary(_CallDeadline, redis.Redis):  # type: ignore[misc]  # redis-py's own stubs clash
-    """The primary's client (with a per-call deadline) that also closes the sentinel connections."""
+    """The primary's client: per-call deadline, and it notices a switch of primary by itself.
+
+    redis-py asks the sentinels where the primary is only when it opens a connection. After a
+    `SENTINEL FAILOVER` the old primary stays up and accepts writes until the sentinels demote
+    it (about 10 s later): pooled connections would keep writing there, and those acknowledged
+    writes are lost at the demotion. So a background task asks the sentinels every
+    `primary_check_period` seconds and, when the address changed, drops the pool's connections
+    (in-flight commands get the usual single retry, on the new primary). redis-py still does the
+    discovery; this only decides when to ask. Writes that reach the old primary between its
+    replica's promotion and the switch are still lost: Redis replicates asynchronously.
+    """
+
+    primary_check_period: float = 0.25  # one SENTINEL MASTERS per period and process: cheap
+    _follower: asyncio.Task[None] | None = None
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command; the first one starts the primary follower on the running loop."""
+        if self._follower is None:
+            self._follower = asyncio.create_task(self._follow_primary(), name="gmsd-sentinel-follower")
+        return await super().execute_command(*args, **kwargs)
+
+    async def _follow_primary(self) -> None:
+        pool = self.connection_pool
+        assert isinstance(pool, SentinelConnectionPool)
+        seen: Any = None
+        while True:
+            try:
+                address = await pool.get_master_address()  # type: ignore[no-untyped-call]
+            except Exception as exc:  # sentinels unreachable: requests report it; keep watching
+                log.debug("sentinel primary check failed: %s", exc)
+            else:
+                if seen is not None and address != seen:
+                    log.warning("redis primary moved from %s:%s to %s:%s", *seen, *address)
+                    await pool.disconnect(inuse_connections=True)
+                seen = address
+            await asyncio.sleep(self.primary_check_period)
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        """Close the primary's connections and the sentinels' connections."""
+        """Stop the follower; close the primary's connections and the sentinels' connections."""
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+            self._follower = None
         await super().aclose(close_connection_pool)
         pool = self.connection_pool
         if isinstance(pool, SentinelConnectionPool):

@@ -190,11 +190,24 @@ def client(make_client: AppFactory) -> TestClient:
 _SLOTS = pytest.StashKey[SlotRecorder]()
 _DESELECTED = pytest.StashKey[int]()
 _UNEXERCISED = pytest.StashKey[list[str]]()
+_REPORTS = pytest.StashKey[list[str]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SLOTS] = SlotRecorder()
     config.stash[_DESELECTED] = 0
+    config.stash[_REPORTS] = []
+
+
+@pytest.fixture
+def report(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    """Record a measurement (e.g. a failover window): printed now and in the terminal summary."""
+
+    def add(line: str) -> None:
+        print(line)
+        pytestconfig.stash[_REPORTS].append(line)
+
+    return add
 
 
 def pytest_deselected(items: list[pytest.Item]) -> None:
@@ -237,6 +250,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for line in config.stash[_REPORTS]:
+        terminalreporter.write_line(f"measured: {line}")
     calls = config.stash[_SLOTS].calls
     if calls:
         counts = ", ".join(f"{name} {count}" for name, count in sorted(calls.items()))

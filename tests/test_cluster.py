@@ -1,4 +1,5 @@
-"""gmsd on a real Redis Cluster through its URL, script reloads, and unreachable deployments."""
+"""gmsd on a real Redis Cluster through its URL, script reloads, and Redis deployments that cannot
+take writes (unreachable, or a primary fenced by min-replicas-to-write): 503, promptly."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -15,7 +17,7 @@ from app.config import parse_config
 from app.keys import gms_service
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import AppFactory, Backend, free_port
+from tests.conftest import AppFactory, Backend, free_port, start_redis
 from tests.redis_topologies import LocalCluster
 
 BASE = "/genesys/1/service"
@@ -116,6 +118,20 @@ def test_unreachable_deployment_answers_503_promptly(form: str, failure: str, si
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["redis"].startswith("failing")
+
+
+def test_a_primary_without_enough_replicas_answers_503(tmp_path: Path) -> None:
+    # min-replicas-to-write fences a primary whose replicas are gone (e.g. one was promoted):
+    # Redis answers NOREPLICAS, a transient state of the deployment, not a fault of the request.
+    fenced = start_redis(tmp_path, "--min-replicas-to-write", "1")
+    try:
+        with app_for(fenced.url) as client:
+            response = client.post(f"{BASE}/request-interaction", data={"a": "1"})
+            assert response.status_code == 503, response.text
+            assert response.json()["message"] == "storage unavailable"
+            assert client.get("/readyz").status_code == 200  # it answers PING: reads still work
+    finally:
+        fenced.stop()
 
 
 def test_cross_slot_keys_are_refused_by_redis_py_on_a_cluster(redis_cluster: LocalCluster) -> None:
