@@ -6,15 +6,17 @@ Forms (TLS with the `rediss` variants):
     redis+cluster://[user:password@]host:port[,host:port…]        Redis Cluster seed nodes
     redis+sentinel://[user:password@]host:port[,host:port…]/<master name>[/db]   Sentinel
 
-Credentials in a cluster or sentinel URL are those of the Redis data nodes; the sentinels
-themselves are contacted with the same TLS setting and without a password.
+Credentials before `@` are those of the Redis data nodes (percent-encode `@ : / ,` in them).
+Sentinels are contacted with the same TLS setting, and with their own credentials when the
+URL has `?sentinel_password=…[&sentinel_username=…]` (sentinels often have none, or another).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from app.exceptions import ConfigError
 
@@ -22,6 +24,8 @@ Kind = Literal["server", "cluster", "sentinel"]
 
 _SERVER_SCHEMES = frozenset({"redis", "rediss", "unix"})
 _DEFAULT_PORTS: dict[Kind, int] = {"server": 6379, "cluster": 6379, "sentinel": 26379}
+_SENTINEL_PARAMETERS = frozenset({"sentinel_username", "sentinel_password"})
+_SECRET_PARAMETER = re.compile(r"(?i)(sentinel_password=)[^&#]*")
 
 
 @dataclass(frozen=True)
@@ -36,16 +40,24 @@ class RedisTarget:
     password: str | None = None
     master: str | None = None  # sentinel: the monitored master's name
     db: int = 0
+    sentinel_username: str | None = None
+    sentinel_password: str | None = None
 
     def __repr__(self) -> str:
         # Never let a password reach a log line through a repr.
-        hidden = None if self.password is None else "***"
         return (f"RedisTarget(kind={self.kind!r}, nodes={self.nodes!r}, tls={self.tls}, "
-                f"username={self.username!r}, password={hidden!r}, master={self.master!r}, db={self.db})")
+                f"username={self.username!r}, password={_hidden(self.password)!r}, master={self.master!r}, "
+                f"db={self.db}, sentinel_username={self.sentinel_username!r}, "
+                f"sentinel_password={_hidden(self.sentinel_password)!r})")
+
+
+def _hidden(secret: str | None) -> str | None:
+    return None if secret is None else "***"
 
 
 def redacted(url: str) -> str:
     """`url` with any password replaced by `***`, for messages and logs."""
+    url = _SECRET_PARAMETER.sub(r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
@@ -80,8 +92,16 @@ def _parse_multi_node(url: str, kind: Kind, tls: bool) -> RedisTarget:
         parts = urlsplit(url)
     except ValueError as exc:  # e.g. an unbalanced [ of an IPv6 address
         raise ConfigError(f"{where}: {exc}") from None
-    if parts.query or parts.fragment:
-        raise ConfigError(f"{where}: query parameters and fragments are not supported in {kind} URLs")
+    if parts.fragment:
+        raise ConfigError(f"{where}: a fragment (#…) is not supported")
+    query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
+    allowed = _SENTINEL_PARAMETERS if kind == "sentinel" else frozenset()
+    unknown = sorted(set(query) - allowed)
+    if unknown or any(len(values) > 1 for values in query.values()):
+        accepted = f" (accepted: {', '.join(sorted(allowed))}, once each)" if allowed else ""
+        raise ConfigError(f"{where}: unsupported query parameter(s) {', '.join(unknown) or 'repeated'}{accepted}")
+    sentinel_username = query.get("sentinel_username", [None])[0] or None
+    sentinel_password = query.get("sentinel_password", [None])[0]
     userinfo, at, hosts = parts.netloc.rpartition("@")
     username = password = None
     if at:
@@ -101,7 +121,7 @@ def _parse_multi_node(url: str, kind: Kind, tls: bool) -> RedisTarget:
     if len(segments) > 2:
         raise ConfigError(f"{where}: expected /<master name>[/<db>] after the sentinels")
     db = _number(segments[1], "database", where) if len(segments) == 2 else 0
-    return RedisTarget(kind, url, nodes, tls, username, password, segments[0], db)
+    return RedisTarget(kind, url, nodes, tls, username, password, segments[0], db, sentinel_username, sentinel_password)
 
 
 def _host_port(item: str, default_port: int, where: str) -> tuple[str, int]:

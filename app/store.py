@@ -130,6 +130,9 @@ def _cluster(target: RedisTarget, options: RedisOptions) -> RedisCluster:
         # The cluster client retries after re-reading the slot map (CLUSTERDOWN, a dead node):
         # once, like the single-server client, so a request never waits for a whole failover.
         retry=Retry(NoBackoff(), retries=1),
+        # Keep the configured seeds for every topology refresh: in Kubernetes they are stable
+        # Service names while the node addresses that CLUSTER SLOTS reports change on restart.
+        dynamic_startup_nodes=False,
         max_connections=options.max_connections,  # per node
         health_check_interval=0,
         decode_responses=False,
@@ -196,7 +199,10 @@ def _sentinel_primary(target: RedisTarget, options: RedisOptions) -> Any:
         list(target.nodes),
         # No retries per sentinel (redis-py's default is 3 with backoff of up to 10 s each):
         # discovery moves on to the next sentinel instead.
-        sentinel_kwargs={**timeouts, "ssl": target.tls, "retry": Retry(NoBackoff(), retries=0)},
+        sentinel_kwargs={
+            **timeouts, "ssl": target.tls, "retry": Retry(NoBackoff(), retries=0),
+            "username": target.sentinel_username, "password": target.sentinel_password,
+        },
         **timeouts,
     )
     assert target.master is not None  # parse_redis_url requires it for sentinel URLs

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -84,6 +85,7 @@ class RedisProcess:
     directory: Path
     config: list[str]
     sentinel: bool = False
+    password: str | None = None  # what `client()` authenticates with
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -100,7 +102,7 @@ class RedisProcess:
 
     def client(self) -> redis.Redis:
         """A fresh sync client for this process (callers close it)."""
-        return redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=0.5)
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=2, socket_connect_timeout=0.5)
 
     def kill(self) -> None:
         """SIGKILL: a crash, no chance to hand over or flush anything."""
@@ -246,36 +248,51 @@ class LocalCluster:
 
 @dataclass
 class LocalSentinel:
-    """One primary, one replica and three sentinels (quorum 2) on loopback."""
+    """One primary, one replica and three sentinels (quorum 2) on loopback.
+
+    With `password`, the data nodes require it; with `sentinel_password`, the sentinels require
+    theirs (as operator charts set them up).
+    """
 
     directory: Path
     master_name: str = "mymaster"
+    password: str | None = None
+    sentinel_password: str | None = None
     data: list[RedisProcess] = field(default_factory=list)
     sentinels: list[RedisProcess] = field(default_factory=list)
 
     @property
     def url(self) -> str:
-        """The gmsd URL naming every sentinel."""
+        """The gmsd URL naming every sentinel (with the credentials, percent-encoded)."""
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
-        return f"redis+sentinel://{hosts}/{self.master_name}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        query = f"?sentinel_password={quote(self.sentinel_password, safe='')}" if self.sentinel_password else ""
+        return f"redis+sentinel://{auth}{hosts}/{self.master_name}/0{query}"
 
     def start(self) -> None:
         """Start primary and replica, then the sentinels; wait until they all see both."""
         require_redis_binaries()
         primary_port, replica_port, *sentinel_ports = free_ports(5)
         plain = ['save ""', "appendonly no"]
+        sentinel_conf = [
+            f"sentinel monitor {self.master_name} 127.0.0.1 {primary_port} 2",
+            f"sentinel down-after-milliseconds {self.master_name} 1000",
+            f"sentinel failover-timeout {self.master_name} 5000",
+            f"sentinel parallel-syncs {self.master_name} 1",
+        ]
+        if self.password:
+            plain += [f'requirepass "{self.password}"', f'masterauth "{self.password}"']
+            sentinel_conf.append(f'sentinel auth-pass {self.master_name} "{self.password}"')
+        if self.sentinel_password:
+            sentinel_conf.append(f'requirepass "{self.sentinel_password}"')
         self.data = [
-            RedisProcess(primary_port, self.directory / "primary", plain),
+            RedisProcess(primary_port, self.directory / "primary", plain, password=self.password),
             RedisProcess(replica_port, self.directory / "replica",
-                         [*plain, f"replicaof 127.0.0.1 {primary_port}"]),
+                         [*plain, f"replicaof 127.0.0.1 {primary_port}"], password=self.password),
         ]
         self.sentinels = [
-            RedisProcess(port, self.directory / f"sentinel-{port}", [
-                f"sentinel monitor {self.master_name} 127.0.0.1 {primary_port} 2",
-                f"sentinel down-after-milliseconds {self.master_name} 1000",
-                f"sentinel failover-timeout {self.master_name} 5000",
-                f"sentinel parallel-syncs {self.master_name} 1",
-            ], sentinel=True)
+            RedisProcess(port, self.directory / f"sentinel-{port}", sentinel_conf, sentinel=True,
+                         password=self.sentinel_password)
             for port in sentinel_ports
         ]
         try:

@@ -174,8 +174,8 @@ def test_cluster_keeps_serving_when_a_primary_dies(
 
 @pytest.fixture
 def sentinel_group(tmp_path: Path) -> Iterator[LocalSentinel]:
-    """One primary, one replica, three sentinels (quorum 2)."""
-    group = LocalSentinel(tmp_path / "sentinel")
+    """One primary, one replica, three sentinels (quorum 2); passwords on both, as charts set them."""
+    group = LocalSentinel(tmp_path / "sentinel", password="data p@ss/w,rd", sentinel_password="sentinel&pass")
     group.start()
     yield group
     group.stop()
@@ -188,7 +188,7 @@ def test_sentinel_failover_is_followed(sentinel_group: LocalSentinel, report: Ca
         seeded = traffic.seed(30)
         for _ in range(20):
             assert traffic.step()
-        _wait_replica_caught_up(old_port)
+        _wait_replica_caught_up(sentinel_group.data[0])
 
         with sentinel_group.sentinels[0].client() as sentinel:
             assert sentinel.execute_command("SENTINEL", "FAILOVER", sentinel_group.master_name)
@@ -201,7 +201,7 @@ def test_sentinel_failover_is_followed(sentinel_group: LocalSentinel, report: Ca
             if new_port == old_port or traffic.step_create() != 200:
                 return False
             latest = list(traffic.written)[-1]
-            with redis.Redis(port=new_port, socket_timeout=2) as direct:
+            with redis.Redis(port=new_port, password=sentinel_group.password, socket_timeout=2) as direct:
                 return bool(direct.exists(gms_service(latest)[0]))
 
         settled = traffic.run_until(writes_reach_the_new_primary, triggered_at)
@@ -220,9 +220,9 @@ def test_sentinel_failover_is_followed(sentinel_group: LocalSentinel, report: Ca
     assert ready == 200
 
 
-def _wait_replica_caught_up(primary_port: int) -> None:
+def _wait_replica_caught_up(primary: RedisProcess) -> None:
     def caught_up() -> bool:
-        with redis.Redis(port=primary_port, socket_timeout=2) as direct:
+        with primary.client() as direct:
             info = direct.info("replication")
         offsets = [info[key]["offset"] for key in info if key.startswith("slave")]
         return bool(offsets) and min(offsets) >= info["master_repl_offset"]

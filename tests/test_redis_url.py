@@ -65,7 +65,11 @@ def test_sentinel_master_and_db() -> None:
     ("redis+cluster://[::1:7000", "Invalid IPv6"),
     ("redis+cluster://[::1]7000", "malformed IPv6"),
     ("redis+cluster://a:1/3", "only database 0"),
-    ("redis+cluster://a:1?timeout=3", "query parameters"),
+    ("redis+cluster://a:1?timeout=3", "unsupported query parameter(s) timeout"),
+    ("redis+cluster://a:1?sentinel_password=x", "unsupported query parameter(s) sentinel_password"),
+    ("redis+sentinel://s/m?sentinel_pasword=x", "accepted: sentinel_password, sentinel_username"),
+    ("redis+sentinel://s/m?sentinel_password=a&sentinel_password=b", "repeated"),
+    ("redis+cluster://a:1#frag", "fragment"),
     ("redis+sentinel://s:26379", "name the master"),
     ("redis+sentinel://s:26379/", "name the master"),
     ("redis+sentinel://s:26379/m/x", "database must be a number"),
@@ -77,12 +81,21 @@ def test_malformed_urls_are_refused_with_the_problem_named(url: str, problem: st
     assert problem in str(caught.value)
 
 
+def test_sentinels_may_have_their_own_credentials() -> None:
+    target = parse_redis_url("redis+sentinel://:data%2Fpw@s1,s2/m?sentinel_password=s%26pw&sentinel_username=watch")
+    assert (target.password, target.sentinel_username, target.sentinel_password) == ("data/pw", "watch", "s&pw")
+    assert parse_redis_url("redis+sentinel://s/m").sentinel_password is None
+
+
 def test_passwords_never_appear_in_errors_or_reprs() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_redis_url("redis+cluster://user:hunter2@a:port")
     assert "hunter2" not in str(caught.value)
     assert "user:***@a:port" in str(caught.value)
-    assert "hunter2" not in repr(parse_redis_url("redis+sentinel://:hunter2@s/m"))
+    assert "hunter2" not in repr(parse_redis_url("redis+sentinel://:hunter2@s/m?sentinel_password=hunter2"))
+    with pytest.raises(ConfigError) as caught:
+        parse_redis_url("redis+sentinel://s/m?sentinel_password=hunter2&x=1")
+    assert "hunter2" not in str(caught.value)
     assert redacted("redis://h:1/0") == "redis://h:1/0"
 
 
@@ -108,6 +121,7 @@ def test_cluster_url_builds_a_redis_py_cluster_client() -> None:
     assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.7, 0.7)
     assert kwargs["max_connections"] == 5
     assert client.retry.get_retries() == 1
+    assert not client.nodes_manager._dynamic_startup_nodes  # the seeds stay the seeds
     assert client.call_deadline == pytest.approx(0.7 * DEADLINE_PER_TIMEOUT)
 
 
@@ -121,6 +135,7 @@ def test_sentinel_url_builds_a_sentinel_managed_primary_client() -> None:
     assert [s.connection_pool.connection_kwargs["port"] for s in pool.sentinel_manager.sentinels] == [26379, 26380]
     for sentinel in pool.sentinel_manager.sentinels:
         assert sentinel.connection_pool.connection_kwargs["socket_timeout"] == 0.7
+        assert sentinel.connection_pool.connection_kwargs["password"] is None
         assert sentinel.get_retry().get_retries() == 0  # not redis-py's default 3, with backoff
     assert pool.connection_kwargs["retry"].get_retries() == 1
     assert client.call_deadline == pytest.approx(0.7 * DEADLINE_PER_TIMEOUT)
