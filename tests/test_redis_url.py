@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
@@ -140,3 +142,13 @@ def test_sentinel_url_builds_a_sentinel_managed_primary_client() -> None:
     assert pool.connection_kwargs["retry"].get_retries() == 1
     assert client.call_deadline == pytest.approx(0.7 * DEADLINE_PER_TIMEOUT)
     asyncio.run(client.aclose())
+
+
+@pytest.mark.parametrize("component,kind", [("redis-cluster", "cluster"), ("redis-sentinel", "sentinel")])
+def test_the_kubernetes_components_carry_valid_urls(component: str, kind: str) -> None:
+    components = Path(__file__).resolve().parent.parent / "k8s" / "components"
+    text = (components / component / "kustomization.yaml").read_text(encoding="utf-8")
+    assert "name: gmsd-redis" in text  # the Secret the base's Deployment reads GMSD_REDIS_URL from
+    urls = re.findall(r"^\s*url: (\S+)$", text, re.M)
+    assert len(urls) == 1
+    assert parse_redis_url(urls[0]).kind == kind
