@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from redis.asyncio.connection import parse_url
+
 from app.exceptions import ConfigError
 
 Kind = Literal["server", "cluster", "sentinel"]
@@ -59,14 +61,13 @@ def redacted(url: str) -> str:
     """`url` with any password replaced by `***`, for messages and logs."""
     url = _SECRET_PARAMETER.sub(r"\1***", url)
     scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    authority, slash, path = rest.partition("/")
-    userinfo, at, hosts = authority.rpartition("@")
-    if not at or ":" not in userinfo:
+    # The last "@" ends the credentials even when an unencoded "/" or "@" sits in the password
+    # (hiding too much of a malformed URL is fine, showing a password is not).
+    userinfo, at, tail = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
         return url
     user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{hosts}{slash}{path}"
+    return f"{scheme}://{user}:***@{tail}"
 
 
 def parse_redis_url(url: str) -> RedisTarget:
@@ -76,6 +77,10 @@ def parse_redis_url(url: str) -> RedisTarget:
         raise ConfigError(f"redis URL {redacted(url)!r}: expected scheme://…, e.g. redis://host:6379/0")
     scheme = scheme.lower()
     if scheme in _SERVER_SCHEMES:
+        try:
+            parse_url(url)  # redis-py's own decoding, so a bad URL is caught before start-up
+        except ValueError as exc:
+            raise ConfigError(f"redis URL {redacted(url)!r}: {exc}") from None
         return RedisTarget("server", url, tls=scheme == "rediss")
     base, plus, kind = scheme.partition("+")
     if not plus or base not in ("redis", "rediss") or kind not in ("cluster", "sentinel"):

@@ -55,6 +55,7 @@ def test_sentinel_master_and_db() -> None:
 
 @pytest.mark.parametrize("url,problem", [
     ("localhost:6379", "expected scheme://"),
+    ("redis://h:port/0", "Port could not be cast"),
     ("http://h:1", "unknown scheme 'http'"),
     ("redis+shard://h:1", "unknown scheme"),
     ("unix+cluster://h:1", "unknown scheme"),
@@ -99,6 +100,8 @@ def test_passwords_never_appear_in_errors_or_reprs() -> None:
         parse_redis_url("redis+sentinel://s/m?sentinel_password=hunter2&x=1")
     assert "hunter2" not in str(caught.value)
     assert redacted("redis://h:1/0") == "redis://h:1/0"
+    assert redacted("redis://u:pa/ss@word@h:1/0") == "redis://u:***@h:1/0"
+    assert redacted("rediss://user@h:1") == "rediss://user@h:1"  # a user name alone is no secret
 
 
 def test_serve_refuses_a_malformed_url_before_starting() -> None:
