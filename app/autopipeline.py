@@ -22,6 +22,13 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 
+def hash_reply(reply: dict[bytes, bytes] | list[bytes]) -> dict[bytes, bytes]:
+    """An HGETALL reply as a dict: redis-py pipelines give one, the hiredis wire the flat list."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2], strict=True))
+
+
 class CommandQueue(Protocol):
     """What the stores send commands through (`AutoPipeline` or `app.redis_wire.WirePipeline`)."""
 
@@ -46,9 +53,10 @@ Batch = list[tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]]
 class AutoPipeline:
     """Queues commands and sends each event-loop turn's commands as one pipeline."""
 
-    def __init__(self, client: Any, max_batch: int = 512) -> None:
+    def __init__(self, client: Any, max_batch: int = 512, deadline: float | None = None) -> None:
         self.client = client
         self.max_batch = max_batch
+        self.deadline = deadline  # seconds for a whole batch (a cluster may try several nodes)
         self._pending: Batch = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -90,7 +98,8 @@ class AutoPipeline:
             pipe = self.client.pipeline(transaction=False)
             for args, options, _ in batch:
                 pipe.execute_command(*args, **options)
-            replies = await pipe.execute(raise_on_error=False)
+            async with asyncio.timeout(self.deadline):
+                replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # the whole batch failed (e.g. Redis unreachable)
             for _, _, future in batch:
                 if not future.done():

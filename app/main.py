@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as redis
+from redis.exceptions import RedisClusterException
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware.exceptions import ExceptionMiddleware
@@ -28,7 +29,7 @@ from app.middleware import RequestObserver
 from app.orchestration import HttpOrchestrator
 from app.responses import error_response
 from app.settings import Settings
-from app.store import UNAVAILABLE_ERRORS, command_queue, connect
+from app.store import UNAVAILABLE_ERRORS, command_queue, connect, is_unavailable
 
 log = logging.getLogger("gmsd")
 
@@ -45,6 +46,8 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
+    if is_unavailable(exc):  # e.g. NOREPLICAS from a fenced primary during a failover
+        return await _unavailable(request, exc)
     # A command Redis refused (out of memory, a script error): a server-side fault, not bad input.
     log.error("redis error: %s", exc)
     metrics.count_redis_error("refused")
@@ -86,7 +89,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         pipeline = command_queue(settings.redis_url, redis_client, settings.config.redis)
         app.state.redis = redis_client
         app.state.gms = ServiceApi(GmsStore(pipeline), settings.config, orchestrator)
-        cs_store = CsStore(redis_client)
+        cs_store = CsStore(pipeline)
         app.state.cs = ContextServices(cs_store, settings.config)
         app.state.cs_items = ConversationItems(cs_store, settings.config)
         lifecycle.delay_sigterm(settings.shutdown_delay)
@@ -110,6 +113,9 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         GmsdError: _gmsd_error,
         HTTPException: _http_error,
         redis.ResponseError: _redis_error,
+        # redis-py's cluster client reports "no node reachable" and client-side bugs (keys in
+        # different slots) with this one class: _redis_error tells them apart.
+        RedisClusterException: _redis_error,
     }
     handlers.update(dict.fromkeys(UNAVAILABLE_ERRORS, _unavailable))
     return _Gmsd(
