@@ -31,7 +31,7 @@ from starlette.testclient import TestClient
 from app.config import SAMPLE_CONFIG, parse_config
 from app.main import create_app
 from app.settings import Settings
-from tests.redis_topologies import LocalCluster
+from tests.redis_topologies import LocalCluster, redis_binaries_required
 from tests.script_slots import SlotRecorder
 
 
@@ -102,7 +102,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """One real 6-node Redis Cluster (3 primaries, 3 replicas) for the session, flushed per test."""
     cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
-    cluster.start()
+    with redis_binaries_required():
+        cluster.start()
     yield cluster
     cluster.stop()
 

@@ -25,7 +25,7 @@ from app.config import parse_config
 from app.keys import gms_service
 from app.main import create_app
 from app.settings import Settings
-from tests.redis_topologies import LocalCluster, LocalSentinel, RedisProcess, wait_until
+from tests.redis_topologies import LocalCluster, LocalSentinel, RedisProcess, redis_binaries_required, wait_until
 
 BASE = "/genesys/1/service"
 CONFIG = """
@@ -121,7 +121,8 @@ def app_for(url: str) -> TestClient:
 def failover_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     """A cluster of its own that detects a dead primary within about a second."""
     cluster = LocalCluster(tmp_path / "cluster", node_timeout_ms=1000)
-    cluster.start()
+    with redis_binaries_required():
+        cluster.start()
     yield cluster
     cluster.stop()
 
@@ -176,7 +177,8 @@ def test_cluster_keeps_serving_when_a_primary_dies(
 def sentinel_group(tmp_path: Path) -> Iterator[LocalSentinel]:
     """One primary, one replica, three sentinels (quorum 2); passwords on both, as charts set them."""
     group = LocalSentinel(tmp_path / "sentinel", password="data p@ss/w,rd", sentinel_password="sentinel&pass")
-    group.start()
+    with redis_binaries_required():
+        group.start()
     yield group
     group.stop()
 
