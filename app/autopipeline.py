@@ -42,9 +42,30 @@ class CommandQueue(Protocol):
         """Run a registered script by EVALSHA, loading it on NOSCRIPT."""
         ...
 
+    async def run_scripts(self, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        """Run `script` once per (keys, args), all in one batch; the replies in order."""
+        ...
+
     async def aclose(self) -> None:
         """Release what the queue holds of its own."""
         ...
+
+
+async def run_scripts(queue: CommandQueue, script: AsyncScript,
+                      calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+    """EVALSHA `script` for every call in one batch (futures, no task per call); on NOSCRIPT
+    load it once and run the batch again. The first error reply is raised."""
+    for attempt in range(2):
+        futures = [queue.execute("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
+        replies = await asyncio.gather(*futures, return_exceptions=True)
+        if attempt == 0 and any(isinstance(reply, NoScriptError) for reply in replies):
+            await queue.client.script_load(script.script)
+            continue
+        break
+    for reply in replies:
+        if isinstance(reply, BaseException):
+            raise reply
+    return list(replies)
 
 
 Batch = list[tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]]
@@ -80,6 +101,10 @@ class AutoPipeline:
         except NoScriptError:
             await self.client.script_load(script.script)
             return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def run_scripts(self, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        """Run `script` once per (keys, args), all in one batch; the replies in order."""
+        return await run_scripts(self, script, calls)
 
     async def aclose(self) -> None:
         """Nothing of its own to close: the client's pool belongs to the caller."""

@@ -9,7 +9,6 @@ answers or typed errors.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,8 +98,8 @@ class CsStore:
         return await self.redis.run_script(script, keys, args)
 
     async def _eval_many(self, script: AsyncScript, calls: list[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
-        """Many EVALSHAs queued at once: the command queue sends them in one batch (each is atomic)."""
-        return list(await asyncio.gather(*(self.redis.run_script(script, keys, args) for keys, args in calls)))
+        """Many EVALSHAs in one batch (each atomic by itself)."""
+        return await self.redis.run_scripts(script, calls)
 
     @staticmethod
     def _keys(service_id: str) -> tuple[str, str, str]:

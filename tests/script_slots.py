@@ -100,9 +100,17 @@ class SlotRecorder:
                 return await original_run(queue, script, keys, args)
             return run_script
 
+        def recording_run_scripts(original_many: Any) -> Any:
+            async def run_scripts(queue: Any, script: AsyncScript, calls: Sequence[Any]) -> Any:
+                for keys, _ in calls:
+                    recorder.record(script, list(keys))
+                return await original_many(queue, script, calls)
+            return run_scripts
+
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(AsyncScript, "__call__", recording_call)
             # The stores run their scripts through a command queue (EVALSHA inside a batch).
             for queue in (AutoPipeline, WirePipeline):
                 patch.setattr(queue, "run_script", recording_run_script(queue.run_script))
+                patch.setattr(queue, "run_scripts", recording_run_scripts(queue.run_scripts))
             yield self
