@@ -5,6 +5,10 @@ GMS exception class name that Context Services clients expect in the `exception`
 handlers turn them into JSON bodies in one place (`app.responses.error_response`).
 """
 
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import ClassVar
+
 _CS = "com.genesyslab.gsg.services.contextservices.exceptions."
 
 
@@ -14,6 +18,7 @@ class GmsdError(Exception):
     status: int = 500
     cs_status: int | None = None  # None: the same as `status`
     cs_exception: str = _CS + "ContextServicesException"
+    headers: ClassVar[Mapping[str, str]] = MappingProxyType({})  # extra headers of the answer
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -51,6 +56,17 @@ class PayloadTooLarge(GmsdError):
 
     status = 413
     cs_exception = _CS + "InvalidParameterException"
+
+
+class RequestTimeout(GmsdError):
+    """The request body did not arrive within `[limits] body_timeout` (a slow or stalled client).
+
+    The connection is closed: the rest of the body may still be on its way.
+    """
+
+    status = 408
+    cs_exception = _CS + "InvalidParameterException"
+    headers = MappingProxyType({"connection": "close"})
 
 
 class UnsupportedMediaType(GmsdError):

@@ -22,14 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 class GmsdProcess:
     """`gmsd serve` on a free loopback port with a TOML configuration written for the test."""
 
-    def __init__(self, directory: Path, redis_url: str | None, config: str, workers: int = 2) -> None:
+    def __init__(self, directory: Path, redis_url: str | None, config: str, workers: int = 2,
+                 log_level: str = "warning") -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = directory / f"gmsd-{self.port}.log"
         config_path = directory / f"gmsd-{self.port}.toml"
         config_path.write_text(config)
         command = [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port), "--workers", str(workers),
-                   "--config", str(config_path), "--log-level", "warning"]
+                   "--config", str(config_path), "--log-level", log_level]
         if redis_url is not None:
             command += ["--redis-url", redis_url]
         with self.log_path.open("wb") as log:
@@ -96,9 +97,10 @@ class GmsdProcess:
 
 
 @contextmanager
-def gmsd_serving(directory: Path, redis_url: str | None, config: str, workers: int = 2) -> Iterator[GmsdProcess]:
+def gmsd_serving(directory: Path, redis_url: str | None, config: str, workers: int = 2,
+                 log_level: str = "warning") -> Iterator[GmsdProcess]:
     """A started and ready `gmsd serve`, stopped on the way out whatever happened."""
-    server = GmsdProcess(directory, redis_url, config, workers)
+    server = GmsdProcess(directory, redis_url, config, workers, log_level)
     try:
         server.wait_ready()
         yield server
