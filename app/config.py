@@ -3,7 +3,7 @@
 Layout (every section optional; see docs/deploy.md for the reference):
 
     [limits]            body_bytes, file_bytes, fields, key_bytes, header_bytes, header_timeout,
-                        body_timeout, keep_alive_timeout
+                        body_timeout, keep_alive_timeout, max_concurrent_requests
     [redis]             timeout (seconds, connect and command)
     [orchestration]     timeout (seconds for calls to ors services)
     [context_services]  default_ttl (GMS units: 30s, 10m, 12h, 7d, 2w, 6M, 5y)
@@ -61,6 +61,8 @@ class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     header_timeout: float = 10.0
     body_timeout: float = 60.0
     keep_alive_timeout: int = 5
+    # Requests in progress per worker process (app.concurrency); more answer 503 at once.
+    max_concurrent_requests: int = 256
 
     def __post_init__(self) -> None:
         for field in msgspec.structs.fields(self):

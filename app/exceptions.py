@@ -96,6 +96,16 @@ class StorageUnavailable(GmsdError):
         super().__init__(message)
 
 
+class Overloaded(GmsdError):
+    """This worker already has `[limits] max_concurrent_requests` requests in progress."""
+
+    status = 503
+    headers = MappingProxyType({"retry-after": "1"})
+
+    def __init__(self, message: str = "too many requests in progress; retry later") -> None:
+        super().__init__(message)
+
+
 class OrchestrationFailed(GmsdError):
     """The orchestration (ors) URL refused, failed or answered something that is not JSON."""
 

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import cs_routes, gms_routes, lifecycle, metrics, ops_routes
+from app.concurrency import ConcurrencyLimit
 from app.cs import ContextServices
 from app.cs_items import ConversationItems
 from app.cs_store import CsStore
@@ -105,7 +106,11 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     return Starlette(
         routes=[*ops_routes.routes, *gms_routes.routes, *cs_routes.routes],
         exception_handlers=handlers,
-        middleware=[Middleware(RequestObserver)],
+        # The observer is outermost: refused requests are timed, counted and logged like any other.
+        middleware=[
+            Middleware(RequestObserver),
+            Middleware(ConcurrencyLimit, limit=settings.config.limits.max_concurrent_requests),
+        ],
         lifespan=lifespan,
     )
 
