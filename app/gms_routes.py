@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import msgspec
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -122,12 +123,21 @@ def _disposition(filename: str) -> str:
     return f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+class KeyConvertor(PathConvertor):
+    """A storage key: the rest of the path, line breaks included (Starlette's `path` stops at one,
+    and a key that can be written must be readable)."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("key", KeyConvertor())
+
 PREFIX = "/genesys/1/service"
 
 routes = [
     Route(PREFIX + "/{id}/storage", storage, methods=["GET", "POST", "DELETE"]),
-    Route(PREFIX + "/{id}/storage/binary/{key:path}", storage_binary, methods=["GET"]),
-    Route(PREFIX + "/{id}/storage/{key:path}", storage_key, methods=["GET", "DELETE"]),
+    Route(PREFIX + "/{id}/storage/binary/{key:key}", storage_binary, methods=["GET"]),
+    Route(PREFIX + "/{id}/storage/{key:key}", storage_key, methods=["GET", "DELETE"]),
     Route(PREFIX + "/{name}", create_service, methods=["POST"]),
     Route(PREFIX + "/{id}", update_expiration, methods=["PUT"]),
     Route(PREFIX + "/{id}", delete_service, methods=["DELETE"]),
