@@ -14,6 +14,7 @@ from typing import cast
 from app import __version__, metrics
 from app.config import load_config
 from app.exceptions import ConfigError
+from app.redis_url import parse_redis_url
 from app.request_log import logging_config
 from app.settings import CONFIG_PATH, REDIS_URL, SHUTDOWN_DELAY
 
@@ -46,8 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--redis-url", default=os.environ.get(REDIS_URL) or None,
-        help=f"redis://host:port/db, rediss://… or unix:///path (env {REDIS_URL}); "
-        "unset: the embedded store",
+        help=f"redis://host:port/db, rediss://…, unix:///path, redis+cluster://host:port[,host:port…] "
+        f"or redis+sentinel://host:port[,host:port…]/<master>[/db] (env {REDIS_URL}); unset: the embedded store",
     )
     serve.add_argument(
         "--config", default=os.environ.get(CONFIG_PATH) or None,
@@ -97,6 +98,12 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"gmsd: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    if args.redis_url is not None:
+        try:
+            parse_redis_url(args.redis_url)
+        except ConfigError as exc:
+            print(f"gmsd: invalid {exc}", file=sys.stderr)
+            return 2
     if args.workers < 1:
         print("gmsd: --workers must be at least 1", file=sys.stderr)
         return 2

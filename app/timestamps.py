@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from app.types import EpochMillis
 
@@ -13,10 +14,16 @@ def now_millis() -> EpochMillis:
     return time.time_ns() // 1_000_000
 
 
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    # Responses repeat the same few seconds (a conversation's events): format each once.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
 def format_timestamp(millis: EpochMillis) -> str:
     """`2026-11-22T06:05:20.157Z` for an epoch-millisecond instant."""
     seconds, ms = divmod(millis, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+    return f"{_second(seconds)}.{ms:03d}Z"
 
 
 def parse_timestamp(text: str) -> EpochMillis:
