@@ -14,7 +14,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -100,7 +100,8 @@ MULTIPART_START = (b"--b\r\nContent-Disposition: form-data; name=\"f\"; filename
 
 
 @pytest.mark.parametrize("how", ["chunked", "declared", "understated", "multipart file", "headers", "cs chunked"])
-def test_a_gigabyte_is_refused_while_it_streams_and_memory_stays_flat(server: GmsdProcess, how: str) -> None:
+def test_a_gigabyte_is_refused_while_it_streams_and_memory_stays_flat(server: GmsdProcess, how: str,
+                                                                      report: Callable[[str], None]) -> None:
     sid = service(server)
     storage = f"/genesys/1/service/{sid}/storage"
     chunk = b"%x\r\n%s\r\n" % (CHUNK, b"x" * CHUNK)  # one chunk of chunked encoding
@@ -123,8 +124,8 @@ def test_a_gigabyte_is_refused_while_it_streams_and_memory_stays_flat(server: Gm
         sent, answer = stream(port, start, piece, GIB // len(piece))
     seconds = time.monotonic() - began
     growth = rss.peak - before
-    print(f"\n{how}: sent {sent / GIB:.2f} GiB in {seconds:.1f} s; RSS {before / 1024:.0f} MiB before, "
-          f"peak {rss.peak / 1024:.0f} MiB (+{growth / 1024:.1f} MiB); answer {answer[:40]!r}")
+    report(f"1 GiB {how}: sent {sent / GIB:.2f} GiB in {seconds:.1f} s; RSS of the server tree {before / 1024:.0f} "
+           f"MiB before, peak {rss.peak / 1024:.0f} MiB (+{growth / 1024:.1f} MiB); answer {answer[:12].decode()!r}")
     assert growth < FLAT_KIB, f"RSS grew by {growth} KiB while {sent} bytes streamed"
     if status is not None:
         assert answer.startswith(b"HTTP/1.1 %d " % status), answer[:300]

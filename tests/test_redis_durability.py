@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,7 +143,7 @@ def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def test_acknowledged_writes_survive_a_redis_crash_and_failed_ones_are_whole_or_absent(
-    aof_redis: RedisServer, tmp_path: Path
+    aof_redis: RedisServer, tmp_path: Path, report: Callable[[str], None]
 ) -> None:
     ledger = Ledger()
     stop = threading.Event()
@@ -172,7 +172,7 @@ def test_acknowledged_writes_survive_a_redis_crash_and_failed_ones_are_whole_or_
         server.wait_ready("/readyz")
         checked = check_acknowledged(server.base, ledger)
         whole_or_absent = check_failed_writes(server.base, redis.Redis(port=aof_redis.port), ledger)
-    print(f"\nAOF crash: read back {checked} acknowledged items ({ledger.acknowledged_keys()} GMS keys of "
+    report(f"AOF crash: read back {checked} acknowledged items ({ledger.acknowledged_keys()} GMS keys of "
           f"{len(ledger.strings)} services; {len(ledger.conversations)} CS conversations with their states, tasks "
           f"and ends); {len(ledger.failed_writes)} GMS writes and {len(ledger.failed_customers)} composite "
           f"starts not acknowledged, each whole or absent ({whole_or_absent})")

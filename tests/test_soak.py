@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,17 +65,16 @@ def assert_clean(report: Report) -> None:
 
 
 @pytest.mark.soak
-def test_soak_mixed_traffic_at_concurrency_64_for_60_s(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    report = soak(tmp_path, CONCURRENCY, SECONDS)
-    with capsys.disabled():
-        print(f"\nsoak: {summary(report, SECONDS)}")
-    assert_clean(report)
-    warm = next(kib for t, kib in report.rss_kib if t >= WARM_UP)
-    assert report.rss_kib[-1][1] - warm < RSS_GROWTH_MIB * 1024, report.rss_kib
+def test_soak_mixed_traffic_at_concurrency_64_for_60_s(tmp_path: Path, report: Callable[[str], None]) -> None:
+    result = soak(tmp_path, CONCURRENCY, SECONDS)
+    report(f"soak: {summary(result, SECONDS)}")
+    assert_clean(result)
+    warm = next(kib for t, kib in result.rss_kib if t >= WARM_UP)
+    assert result.rss_kib[-1][1] - warm < RSS_GROWTH_MIB * 1024, result.rss_kib
 
 
-def test_soak_machinery_for_a_few_seconds(tmp_path: Path) -> None:
-    report = soak(tmp_path, concurrency=8, seconds=3.0)
-    print(f"\nsoak smoke: {summary(report, 3.0)}")
-    assert_clean(report)
-    assert len(report.operations) == 10, report.operations  # every kind of call of both APIs ran
+def test_soak_machinery_for_a_few_seconds(tmp_path: Path, report: Callable[[str], None]) -> None:
+    result = soak(tmp_path, concurrency=8, seconds=3.0)
+    report(f"soak machinery, 3 s at concurrency 8: {summary(result, 3.0)}")
+    assert_clean(result)
+    assert len(result.operations) == 10, result.operations  # every kind of call of both APIs ran
