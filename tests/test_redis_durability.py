@@ -233,7 +233,7 @@ def check_failed_writes(base: str, stored: redis.Redis, ledger: Ledger) -> int:
             found = http.get(f"{CS}/customers/{customer}/services",
                              params={"active_states": "true", "active_tasks": "true"})
             assert found.status_code == 200, found.text
-            services = found.json()
-            assert services == [] or (len(services) == 1 and len(services[0]["active_states"]) == 1
-                                      and len(services[0]["active_tasks"]) == 1), services
+            listed = found.json()
+            assert listed == [] or (len(listed) == 1 and len(listed[0]["active_states"]) == 1
+                                    and len(listed[0]["active_tasks"]) == 1), listed
     return len(ledger.failed_writes) + len(ledger.failed_customers)
