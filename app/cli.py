@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import logging
 import logging.config
 import os
 import sys
+from typing import cast
 
 from app import __version__, metrics
 from app.config import load_config
@@ -86,10 +89,12 @@ def serve(args: argparse.Namespace) -> int:
     """Check the configuration, then hand over to uvicorn (uvloop + httptools)."""
     import uvicorn
 
+    from app.http_protocol import GuardedHttpProtocol
+
     log_config = logging_config(args.log_level)
     logging.config.dictConfig(log_config)
     try:
-        load_config(args.config)
+        config = load_config(args.config)
     except ConfigError as exc:
         print(f"gmsd: invalid configuration: {exc}", file=sys.stderr)
         return 2
@@ -128,7 +133,11 @@ def serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             loop="uvloop",
-            http="httptools",
+            # httptools, with deadlines and a head size limit (uvicorn has neither); the partial
+            # is pickled to each worker process with the limits it needs.
+            http=cast("type[asyncio.Protocol]", functools.partial(GuardedHttpProtocol, limits=config.limits)),
+            ws="none",  # gmsd serves no WebSocket: an Upgrade header is just a header
+            timeout_keep_alive=config.limits.keep_alive_timeout,
             log_config=log_config,
             log_level=args.log_level,
             access_log=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import msgspec
@@ -122,12 +123,19 @@ def _disposition(filename: str) -> str:
     return f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+def _keys_may_span_lines(route: Route) -> Route:
+    """Let the route's `{key:path}` match line breaks too: Starlette's `path` stops at one, and a
+    key that can be written must be readable. (The template, hence the metrics label, is kept.)"""
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route
+
+
 PREFIX = "/genesys/1/service"
 
 routes = [
     Route(PREFIX + "/{id}/storage", storage, methods=["GET", "POST", "DELETE"]),
-    Route(PREFIX + "/{id}/storage/binary/{key:path}", storage_binary, methods=["GET"]),
-    Route(PREFIX + "/{id}/storage/{key:path}", storage_key, methods=["GET", "DELETE"]),
+    _keys_may_span_lines(Route(PREFIX + "/{id}/storage/binary/{key:path}", storage_binary, methods=["GET"])),
+    _keys_may_span_lines(Route(PREFIX + "/{id}/storage/{key:path}", storage_key, methods=["GET", "DELETE"])),
     Route(PREFIX + "/{name}", create_service, methods=["POST"]),
     Route(PREFIX + "/{id}", update_expiration, methods=["PUT"]),
     Route(PREFIX + "/{id}", delete_service, methods=["DELETE"]),

@@ -13,12 +13,14 @@ import redis.asyncio as redis
 from redis.exceptions import RedisClusterException
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from app import cs_routes, gms_routes, lifecycle, metrics, ops_routes
+from app.concurrency import ConcurrencyLimit
 from app.cs import ContextServices
 from app.cs_items import ConversationItems
 from app.cs_store import CsStore
@@ -121,6 +123,9 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     return _Gmsd(
         routes=[*ops_routes.routes, *gms_routes.routes, *cs_routes.routes],
         exception_handlers=handlers,
+        # Inside the observer (app._Gmsd puts it outermost): refused requests are timed, counted
+        # and logged like any other.
+        middleware=[Middleware(ConcurrencyLimit, limit=settings.config.limits.max_concurrent_requests)],
         lifespan=lifespan,
     )
 

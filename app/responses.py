@@ -27,7 +27,8 @@ def empty_response(status: int = 204, headers: Mapping[str, str] | None = None) 
 
 def error_response(error: GmsdError, path: str) -> Response:
     """The contract's error body for `error`: GMS side `{message}`, CS side adds `exception`."""
+    headers = error.headers or None
     if path.startswith(CS_PREFIX) and (len(path) == len(CS_PREFIX) or path[len(CS_PREFIX)] == "/"):
         status = error.cs_status or error.status
-        return json_response({"message": error.message, "exception": error.cs_exception}, status)
-    return json_response({"message": error.message}, error.status)
+        return json_response({"message": error.message, "exception": error.cs_exception}, status, headers)
+    return json_response({"message": error.message}, error.status, headers)

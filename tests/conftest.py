@@ -213,6 +213,17 @@ def report(pytestconfig: pytest.Config) -> Callable[[str], None]:
     return add
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The soak runs only when asked for (`-m soak`); otherwise it is skipped, saying how to run
+    it (skipped, not deselected: a complete run still checks every script's slots, below)."""
+    if "soak" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="the soak takes over a minute: python3 -m pytest -m soak")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_deselected(items: list[pytest.Item]) -> None:
     if items:
         items[0].config.stash[_DESELECTED] += len(items)
