@@ -17,6 +17,12 @@ to 7 GiB); and a body may trickle in for as long as the client likes. This subcl
 
 Nearly every request arrives in one read, head and body: such a request costs two attribute
 checks here and no timer. Only a head or body still incomplete after a read arms one.
+
+It also saves a system call per answer: uvicorn writes a response's status line and headers,
+then its body, with two `transport.write` calls (two `send()`s: measured at 10-20 % of a
+worker's CPU). Each request cycle writes through `CoalescingTransport`, which holds the head
+until the body follows in the same event-loop turn (Starlette sends both without suspending)
+and writes them as one; anything still held at the end of the turn is written then.
 """
 
 from __future__ import annotations
@@ -34,6 +40,45 @@ from app.config import Limits
 BODY_TIMED_OUT = "gmsd.body_timed_out"
 
 
+class CoalescingTransport:
+    """The transport a request cycle writes through: writes of one loop turn leave as one."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        """Hold `data`; it leaves with the next write of this turn, or at the end of the turn."""
+        if not self._held:
+            self._loop.call_soon(self.flush)
+        self._held.append(data)
+        if len(self._held) > 1:  # a head and its body: write them now, as one
+            self.flush()
+
+    def flush(self) -> None:
+        """Write whatever is held."""
+        held = self._held
+        if held:
+            self._held = []
+            if not self._transport.is_closing():
+                self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def close(self) -> None:
+        """Write what is held, then close."""
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        """Whether the connection is closing."""
+        return bool(self._transport.is_closing())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     """`HttpToolsProtocol` with a head deadline, a head size limit and a body deadline."""
 
@@ -46,12 +91,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.body_ended_in_read = False  # in the read being parsed: a request ended
         self.body_pending = False  # the headers are complete, the body is not
         self.deadline: asyncio.TimerHandle | None = None  # the head's or the body's, never both
+        self.coalescing: CoalescingTransport | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the connection; its first request head must arrive within `header_timeout`."""
         super().connection_made(transport)
+        self.coalescing = CoalescingTransport(transport, self.loop)
         self.deadline = self.loop.call_later(self.limits.header_timeout, self._head_deadline)
 
     def data_received(self, data: bytes) -> None:
@@ -95,6 +142,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.body_pending = True
         self._cancel_deadline()
         super().on_headers_complete()
+        self.cycle.transport = self.coalescing  # type: ignore[assignment]  # it writes its answer through it
 
     def on_message_complete(self) -> None:
         """The body is complete."""
@@ -116,6 +164,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
         head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+        if self.coalescing is not None:
+            self.coalescing.flush()  # an earlier answer on this connection goes first
         self.transport.write(b"".join(head) + body)
         self.transport.close()
 
