@@ -21,7 +21,11 @@ from app.exceptions import ConfigError
 
 BUILTIN_SERVICES = frozenset({"storage"})
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdwMy]?)\s*$")
+# Digits and whitespace spelled out: the same pattern must mean the same in the OpenAPI document
+# (JSON Schema regexes are ECMA 262, where `\d` and `\s` are narrower than Python's).
+_SPACE = "[ \t\n\r\f\v]*"
+_DURATION = re.compile(f"^{_SPACE}([0-9]+){_SPACE}([smhdwMy]?){_SPACE}$")
+DURATION_PATTERN = f"^{_SPACE}[0-9]*[1-9][0-9]*{_SPACE}[smhdwMy]?{_SPACE}$"  # a positive duration
 _UNIT_SECONDS = {
     "": 1,
     "s": 1,
@@ -37,13 +41,15 @@ _UNIT_SECONDS = {
 def parse_duration(text: str | int) -> int:
     """Seconds in a GMS duration such as `30s`, `7d` or `6M` (a bare number is seconds)."""
     if isinstance(text, int) and not isinstance(text, bool):
-        if text <= 0:
-            raise ValueError("must be positive")
-        return text
-    match = _DURATION.match(str(text))
-    if match is None or int(match.group(1)) <= 0:
-        raise ValueError(f"{text!r} is not a duration such as 30s, 10m, 12h, 7d, 2w, 6M or 5y")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        seconds = text
+    else:
+        match = _DURATION.match(str(text))
+        if match is None:
+            raise ValueError(f"{text!r} is not a duration such as 30s, 10m, 12h, 7d, 2w, 6M or 5y")
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    return seconds
 
 
 class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

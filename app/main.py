@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 import redis.asyncio as redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,7 +16,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app import cs_routes, gms_routes, lifecycle, metrics, ops_routes
+from app import __version__, cs_item_routes, cs_routes, gms_routes, lifecycle, metrics, ops_routes
 from app.cs import ContextServices
 from app.cs_items import ConversationItems
 from app.cs_store import CsStore
@@ -23,11 +24,14 @@ from app.exceptions import GmsdError, StorageUnavailable
 from app.gms import ServiceApi
 from app.gms_store import GmsStore
 from app.middleware import RequestObserver
+from app.openapi import build_document
 from app.orchestration import HttpOrchestrator
 from app.request_log import REQUEST_ID_HEADER, current_request_id
 from app.responses import error_response, json_response
 from app.settings import Settings
 from app.store import UNAVAILABLE_ERRORS, command_queue, connect
+
+_encode = msgspec.json.Encoder().encode
 
 log = logging.getLogger("gmsd")
 
@@ -56,7 +60,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
     error = GmsdError(message)
     error.status = exc.status_code
-    return error_response(error, request.url.path)
+    # A 405 carries `Allow` (app.resources): RFC 9110 requires it.
+    return error_response(error, request.url.path, exc.headers)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
@@ -102,12 +107,16 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         Exception: _server_error,
     }
     handlers.update(dict.fromkeys(UNAVAILABLE_ERRORS, _unavailable))
-    return Starlette(
-        routes=[*ops_routes.routes, *gms_routes.routes, *cs_routes.routes],
+    routes = [*ops_routes.routes, *gms_routes.routes, *cs_routes.routes, *cs_item_routes.routes]
+    app = Starlette(
+        routes=routes,
         exception_handlers=handlers,
         middleware=[Middleware(RequestObserver)],
         lifespan=lifespan,
     )
+    # Built once: a route without a description stops the start, and requests only copy bytes.
+    app.state.openapi = _encode(build_document(routes, title="gmsd", version=__version__))
+    return app
 
 
 def app_from_environment() -> Starlette:

@@ -252,7 +252,14 @@ def test_extensions_filter_selects_attached_data(client: TestClient) -> None:
 def test_unknown_routes_and_methods_answer_json(client: TestClient) -> None:
     assert_error(client.get(f"{CS}/nothing/here"), 404, "ContextServicesException")
     assert_error(client.patch(f"{CS}/services/start"), 405, "ContextServicesException")
-    assert client.get(f"{CS}/customers/C/services/sideways").status_code == 404
+    assert client.patch(f"{CS}/services/start").headers["allow"] == "POST"
+    # the URL of associate (POST): no list named `sideways`
+    sideways = client.get(f"{CS}/customers/C/services/sideways")
+    assert_error(sideways, 405, "ContextServicesException")
+    assert sideways.headers["allow"] == "POST"
+    # one path, several routes (one per method): `Allow` names them all
+    wrong = client.patch(f"{CS}/services/1-{'0' * 8}-0000-0000-0000-{'0' * 12}")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD, PUT, DELETE"
 
 
 def test_unreachable_redis_answers_503_with_an_exception_class() -> None:
