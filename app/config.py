@@ -26,6 +26,9 @@ BUILTIN_SERVICES = frozenset({"storage"})
 _SPACE = "[ \t\n\r\f\v]*"
 _DURATION = re.compile(f"^{_SPACE}([0-9]+){_SPACE}([smhdwMy]?){_SPACE}$")
 DURATION_PATTERN = f"^{_SPACE}[0-9]*[1-9][0-9]*{_SPACE}[smhdwMy]?{_SPACE}$"  # a positive duration
+# The longest lifetime anything may be given (a client's `ttl`, `7000y` included): far beyond any
+# real use, and far inside what Redis accepts as an expiry.
+MAX_TTL_SECONDS = 100 * 365 * 86400
 _UNIT_SECONDS = {
     "": 1,
     "s": 1,
@@ -49,6 +52,8 @@ def parse_duration(text: str | int) -> int:
         seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
         raise ValueError("must be positive")
+    if seconds > MAX_TTL_SECONDS:
+        raise ValueError(f"must be at most {MAX_TTL_SECONDS} seconds (100 years)")
     return seconds
 
 
@@ -93,7 +98,10 @@ class ContextServicesOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=
     default_ttl: str = "7d"
 
     def __post_init__(self) -> None:
-        parse_duration(self.default_ttl)
+        try:
+            parse_duration(self.default_ttl)
+        except ValueError as exc:
+            raise ValueError(f"`default_ttl`: {exc}") from None
 
     @property
     def default_ttl_seconds(self) -> int:
@@ -166,8 +174,9 @@ def _service(name: str, table: dict[str, Any], source: str) -> ServiceConfig:
         )
     if known.type == "ors" and not known.service.startswith(("http://", "https://")):
         raise ConfigError(f"{where}._service: an ors service needs an http(s) URL, not {known.service!r}")
-    if known.ttl <= 0:
-        raise ConfigError(f"{where}._ttl: must be a positive number of seconds, not {known.ttl}")
+    if not 0 < known.ttl <= MAX_TTL_SECONDS:
+        raise ConfigError(f"{where}._ttl: must be a positive number of seconds up to {MAX_TTL_SECONDS}, "
+                          f"not {known.ttl}")
     overrides: dict[str, str] = {}
     for key, value in table.items():
         if key in ("_type", "_service", "_ttl"):

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from msgspec import Meta, Raw
 
-from app.config import DURATION_PATTERN
+from app.config import DURATION_PATTERN, MAX_TTL_SECONDS
 from app.exceptions import BadRequest
 
 # `*_type`, media_type, application_type, resource_type, disposition: a number or a string.
@@ -22,7 +22,7 @@ Typed = int | float | str
 # An instant as clients send it (checked by `app.timestamps.parse_timestamp`).
 Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 # A new expiry: seconds, or a GMS duration such as `7d` (checked when decoded, and in the document).
-Ttl = Annotated[int, Meta(gt=0)] | Annotated[str, Meta(pattern=DURATION_PATTERN)]
+Ttl = Annotated[int, Meta(gt=0, le=MAX_TTL_SECONDS)] | Annotated[str, Meta(pattern=DURATION_PATTERN)]
 # A service needs an owner: the document says so (the domain checks it, with a clearer message).
 NEEDS_OWNER = {"anyOf": [{"required": [name], "properties": {name: {"type": "string"}}}
                          for name in ("customer_id", "contact_key")]}

@@ -13,6 +13,7 @@ from msgspec import Meta
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.config import MAX_TTL_SECONDS
 from app.exceptions import BadRequest, CouldNotReadJson
 from app.gms import ServiceApi
 from app.openapi import JSON, Answer, Api, Param
@@ -27,7 +28,7 @@ _OK: dict[str, str] = {}
 class ServiceExpirationUpdate(msgspec.Struct, forbid_unknown_fields=False):
     """Body of `PUT /genesys/1/service/{id}` (Update Conversation Expiration): `ttl` wins."""
 
-    ttl: Annotated[int, Meta(gt=0)] | None = None
+    ttl: Annotated[int, Meta(gt=0, le=MAX_TTL_SECONDS)] | None = None
     expiration_time: Annotated[str, Meta(extra_json_schema={"format": "date-time"})] | None = None
 
 

@@ -190,6 +190,13 @@ def test_put_ttl_and_expiration_time_move_the_whole_conversation(client: TestCli
     assert_error(client.put(f"{CS}/services/{sid}", json={"expiration_time": "2001-01-01T00:00:00Z"}), 400,
                  "InvalidParameterException")
     assert_error(client.put(f"{CS}/services/{sid}", json={"ttl": "soon"}), 400, "InvalidParameterException")
+    # found by fuzzing: past what Redis takes as an expiry (it refused: a 500); 100 years is the most
+    for too_far in (3153600001, "95852312569y", "36501d", " 95337438764294406339134124\n"):
+        assert_error(client.put(f"{CS}/services/{sid}", json={"ttl": too_far}), 400, "InvalidParameterException")
+        assert_error(client.post(f"{CS}/services/start", json={"customer_id": "C-ttl", "ttl": too_far}), 400,
+                     "InvalidParameterException")
+        assert_error(client.post(f"{CS}/services/{sid}/end", json={"ttl": too_far}), 400, "InvalidParameterException")
+    assert client.put(f"{CS}/services/{sid}", json={"ttl": "100y"}).status_code == 200
 
 
 def test_default_expiry_comes_from_configuration(make_client: AppFactory, backend: Backend) -> None:
