@@ -190,7 +190,9 @@ def compact(raw: Raw | bytes) -> bytes:
 
 # --- resources answered ----------------------------------------------------------------------
 
-Event = dict[str, Any]  # {"timestamp": "…", other event fields as Raw JSON}
+# {"timestamp": "…", other event fields as Raw JSON}
+Event = Annotated[dict[str, Any], Meta(extra_json_schema={
+    "required": ["timestamp"], "properties": {"timestamp": {"type": "string", "format": "date-time"}}})]
 # Values kept as the JSON the client sent, with what the start events let them be.
 TypedJson = Annotated[Raw, Meta(extra_json_schema={"anyOf": [{"type": "number"}, {"type": "string"}]})]
 IntegerJson = Annotated[Raw, Meta(extra_json_schema={"type": "integer"})]

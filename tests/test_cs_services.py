@@ -84,6 +84,15 @@ def test_timestamps_default_to_server_time_and_are_normalised(client: TestClient
     assert abs(calendar.timegm(time.strptime(started[:19], "%Y-%m-%dT%H:%M:%S")) - before) < 5
     other = start_service(client, contact_key="ck-ts", timestamp="2026-03-04T05:06:07+00:00")
     assert get(client, f"/services/{other}")["started"]["timestamp"] == "2026-03-04T05:06:07.000Z"
+    # Years before 1000 keep four digits (glibc's strftime wrote `664-09-22…`).
+    old = start_service(client, contact_key="ck-ts", timestamp="0664-09-21T23:10:35.65-21:35")
+    assert get(client, f"/services/{old}")["started"]["timestamp"] == "0664-09-22T20:45:35.650Z"
+    # Instants whose UTC year is not 1 to 9999 cannot be written back: refused (one was served as `10000-…`).
+    for outside in ("9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+14:00"):
+        assert_error(client.post(f"{CS}/services/start", json={"contact_key": "ck-ts", "timestamp": outside}), 400,
+                     "InvalidParameterException")
+    assert_error(client.get(f"{CS}/services/anonymous/ck-ts", params={"started_to": "9999-12-31T23:59:59-23:59"}),
+                 400, "InvalidParameterException")
 
 
 def test_start_errors(client: TestClient) -> None:
