@@ -93,14 +93,14 @@ class ContextServicesBase:
         return text
 
     @staticmethod
-    def timestamp(text: str | None, now: int) -> int:
+    def timestamp(text: str | None, now: int, name: str = "timestamp") -> int:
         """An event's time in ms: as given (ISO 8601), else the server's time."""
         if text is None:
             return now
         try:
             return parse_timestamp(text)
         except ValueError:
-            raise BadRequest(f"`timestamp` {text[:40]!r} is not an ISO 8601 timestamp") from None
+            raise BadRequest(f"`{name}` {text[:40]!r} is not an ISO 8601 timestamp (years 1 to 9999)") from None
 
     @staticmethod
     def expiry(ttl: int | str | None, expiration_time: str | None, now: int) -> int | None:
@@ -276,6 +276,11 @@ class ContextServices(ContextServicesBase):
         """Associate a service with a customer; the body may update start event fields and attached data."""
         partition = self.check_service_id(service_id)
         self.owner_text(customer_id, "customer_id")
+        # `timestamp` and `expiration_time` are ignored here, but a malformed one is still a 400.
+        for name in ("timestamp", "expiration_time"):
+            text = getattr(event, name)
+            if text is not None:
+                self.timestamp(text, 0, name)
         target = cs_partition(customer_id)
         fields = [*event_fields(b"s:", raws, event), *self.attached(raws, event)]
         reply = self.check(await self.store.associate(
