@@ -191,10 +191,11 @@ async def storage_binary(request: Request) -> Response:
     """GET /genesys/1/service/{id}/storage/binary/{key}: the exact bytes with their type."""
     p = request.path_params
     value = await _api(request).read_binary(p["id"], p["key"])
-    headers = {}
+    # The type exactly as uploaded (as `media_type`, Starlette would add a charset to text/*).
+    headers = {"content-type": value.content_type}
     if value.filename is not None:
         headers["content-disposition"] = _disposition(value.filename)
-    return Response(value.data, 200, headers, media_type=value.content_type)
+    return Response(value.data, 200, headers)
 
 
 def _disposition(filename: str) -> str:

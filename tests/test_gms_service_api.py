@@ -185,6 +185,26 @@ def test_binary_default_content_type_and_no_filename(gms: TestClient) -> None:
     assert "content-disposition" not in served.headers
 
 
+def test_binary_is_served_with_the_content_type_exactly_as_uploaded(gms: TestClient) -> None:
+    sid = create(gms, files={"t": ("t.txt", b"plain", "text/plain"),
+                             "c": ("c.csv", b"a,b", "text/csv; header=present")})
+    assert gms.get(f"{BASE}/{sid}/storage/binary/t").headers["content-type"] == "text/plain"  # no charset added
+    assert gms.get(f"{BASE}/{sid}/storage/binary/c").headers["content-type"] == "text/csv; header=present"
+
+
+@pytest.mark.parametrize("content_type", ["text/é".encode(), b"text/plain\x01", b"image/\xff"])
+def test_a_content_type_that_cannot_be_served_back_is_refused(gms: TestClient, content_type: bytes) -> None:
+    # It was stored, then reading the file back failed with a 500 (a header cannot carry it).
+    sid = create(gms, data={"k": "v"})
+    body = (b'--b\r\nContent-Disposition: form-data; name="f"; filename="f"\r\nContent-Type: ' + content_type
+            + b"\r\n\r\nDATA\r\n--b--\r\n")
+    response = gms.post(f"{BASE}/{sid}/storage", content=body,
+                        headers={"content-type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 400
+    assert "Content-Type" in response.json()["message"]
+    assert gms.get(f"{BASE}/{sid}/storage/binary/f").status_code == 404
+
+
 def test_binary_of_missing_key_is_404(gms: TestClient) -> None:
     sid = create(gms)
     response = gms.get(f"{BASE}/{sid}/storage/binary/nothing")
