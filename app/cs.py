@@ -104,23 +104,27 @@ class ContextServicesBase:
 
     @staticmethod
     def expiry(ttl: int | str | None, expiration_time: str | None, now: int) -> int | None:
-        """A new expiry (ms) from `ttl` (seconds or GMS units; wins) or `expiration_time`; None if neither."""
-        if ttl is not None:
-            try:
-                seconds = parse_duration(ttl)
-            except ValueError:
-                raise BadRequest(f"`ttl` {ttl!r} is not a positive number of seconds or a duration "
-                                 "such as 30s, 10m, 12h, 7d, 2w, 6M or 5y") from None
-            return now + seconds * 1000
+        """A new expiry (ms) from `ttl` (seconds or GMS units; wins) or `expiration_time`; None if neither.
+
+        A malformed `expiration_time` is a 400 even when `ttl` wins over it.
+        """
+        at = None
         if expiration_time is not None:
             try:
                 at = parse_timestamp(expiration_time)
             except ValueError:
-                raise BadRequest(f"`expiration_time` {expiration_time[:40]!r} is not ISO 8601") from None
-            if at <= now:
-                raise BadRequest("`expiration_time` must be in the future")
-            return at
-        return None
+                raise BadRequest(f"`expiration_time` {expiration_time[:40]!r} is not ISO 8601 "
+                                 "(years 1 to 9999)") from None
+        if ttl is not None:
+            try:
+                seconds = parse_duration(ttl)
+            except ValueError as exc:
+                raise BadRequest(f"`ttl` {ttl!r}: {exc}; give seconds or a duration such as 30s, 10m, 12h, "
+                                 "7d, 2w, 6M or 5y") from None
+            return now + seconds * 1000
+        if at is not None and at <= now:
+            raise BadRequest("`expiration_time` must be in the future")
+        return at
 
     def attached(self, raws: dict[str, Raw], event: EventFields) -> Fields:
         return attached_fields(attached_data(raws, event, self.limits.fields, self.limits.key_bytes))

@@ -126,11 +126,11 @@ async def update_expiration(request: Request) -> Response:
         except msgspec.DecodeError as exc:
             raise CouldNotReadJson(str(exc)) from None
     expire_at = None
-    if update.ttl is None and update.expiration_time is not None:
+    if update.expiration_time is not None:  # checked even when `ttl` wins over it
         try:
             expire_at = parse_timestamp(update.expiration_time)
         except ValueError:
-            raise BadRequest(f"`expiration_time` {update.expiration_time!r} is not ISO 8601") from None
+            raise BadRequest(f"`expiration_time` {update.expiration_time[:40]!r} is not ISO 8601") from None
     await api.expire(request.path_params["name"], update.ttl, expire_at)
     return json_response(_OK)
 

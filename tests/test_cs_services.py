@@ -206,6 +206,13 @@ def test_put_ttl_and_expiration_time_move_the_whole_conversation(client: TestCli
                      "InvalidParameterException")
         assert_error(client.post(f"{CS}/services/{sid}/end", json={"ttl": too_far}), 400, "InvalidParameterException")
     assert client.put(f"{CS}/services/{sid}", json={"ttl": "100y"}).status_code == 200
+    # found by fuzzing: `ttl` wins, but a malformed `expiration_time` beside it is still refused
+    assert_error(client.put(f"{CS}/services/{sid}", json={"ttl": 60, "expiration_time": "soon"}), 400,
+                 "InvalidParameterException")
+    assert_error(client.post(f"{CS}/services/{sid}/states/start", json={"ttl": 60, "expiration_time": "soon"}), 400,
+                 "InvalidParameterException")
+    past = {"ttl": 60, "expiration_time": "2001-01-01T00:00:00Z"}  # well-formed: `ttl` wins
+    assert client.put(f"{CS}/services/{sid}", json=past).status_code == 200
 
 
 def test_default_expiry_comes_from_configuration(make_client: AppFactory, backend: Backend) -> None:

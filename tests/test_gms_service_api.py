@@ -345,6 +345,8 @@ def test_put_ttl_shortens_and_service_expires(gms: TestClient) -> None:
     (b'{"ttl": "soon"}', 400), (b'{"ttl": 0}', 400), (b"{}", 400),
     # found by fuzzing: past what Redis takes as an expiry (it refused: a 500)
     (b'{"ttl": 4611686018427387905}', 400), (b'{"ttl": 3153600001}', 400),
+    # found by fuzzing: `ttl` wins, but a malformed `expiration_time` is still refused
+    (b'{"ttl": 100, "expiration_time": "yesterday"}', 400),
     (b'{"expiration_time": "yesterday"}', 400), (b'{"expiration_time": "2001-01-01T00:00:00Z"}', 400),
     (b"{oops", 500),
 ])
