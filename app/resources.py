@@ -10,6 +10,7 @@ header and the OpenAPI document agree.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,6 +30,12 @@ class Resource(Route):
             raise ValueError(f"{path}: a resource needs at least one method")
         self.handlers = dict(handlers)
         super().__init__(path, next(iter(handlers.values())), methods=list(handlers))
+        # Starlette ends the pattern with `$`, which also matches before a final newline, and its
+        # `{key:path}` is `.*`, which stops at one: `…/storage/abc%0A` read (and DELETE deleted)
+        # the key `abc`. The whole path must match, newlines and all.
+        pattern = self.path_regex.pattern
+        assert pattern.endswith("$")
+        self.path_regex = re.compile(pattern[:-1] + r"\Z", re.DOTALL)
         self._apps: dict[str, ASGIApp] = {method: request_response(handler) for method, handler in handlers.items()}
         if "GET" in self._apps:
             self._apps["HEAD"] = self._apps["GET"]

@@ -372,3 +372,14 @@ def test_configured_lifetimes_are_at_most_100_years(text: str, key: str) -> None
     with pytest.raises(ConfigError, match=key):
         parse_config(text, "<test>")
     assert parse_config(text.replace("3153600001", "3153600000").replace("101y", "100y"), "<test>")
+
+
+def test_a_key_ending_or_containing_a_newline_is_that_key(gms: TestClient) -> None:
+    # Found by the storage property test: `…/storage/abc%0A` read, and DELETE deleted, the key `abc`
+    # (Starlette's `$` matches before a final newline), and `a%0Ab` matched no route.
+    sid = create(gms, json={"abc": "plain", "abc\n": "with newline", "a\nb": "inner"})
+    assert gms.get(f"{BASE}/{sid}/storage/abc%0A").json() == {"abc\n": "with newline"}
+    assert gms.get(f"{BASE}/{sid}/storage/a%0Ab").json() == {"a\nb": "inner"}
+    assert gms.delete(f"{BASE}/{sid}/storage/abc%0A").status_code == 200
+    assert storage(gms, sid) == {"abc": "plain", "a\nb": "inner"}
+    assert gms.get(f"{BASE}/{sid}%0A/storage").status_code == 404
