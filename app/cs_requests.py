@@ -119,7 +119,9 @@ CS = Api("Context Services", CsErrorBody, {
     "name": Param("name", "path", _STRING, "an attached data key"),
 })
 
-_BOOLEAN = {"type": "boolean"}
+# What `_flag` accepts, spelled out (a JSON Schema boolean would not admit `1`, `0` or `TRUE`).
+_BOOLEAN = {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)?$",
+            "description": "true or false (any case), 1 or 0; empty: false"}
 INCLUDE = {
     "active_states": Param("active_states", "query", _BOOLEAN, "include the active states"),
     "completed_states": Param("completed_states", "query", _BOOLEAN, "include the completed states"),

@@ -37,14 +37,15 @@ _expiration = msgspec.json.Decoder(ServiceExpirationUpdate)
 # --- what the OpenAPI document says ----------------------------------------------------------
 
 _STRING = {"type": "string"}
+# Form fields are text on the wire whatever they hold: any name, any value.
 _PARAMETERS = {
     "multipart/form-data": {
-        "type": "object", "additionalProperties": _STRING,
+        "type": "object",
         "description": "text parts are stored as strings, parts with a filename as files (bytes, "
                        "content type, file name); names starting with `_` are not stored",
     },
     "application/x-www-form-urlencoded": {
-        "type": "object", "additionalProperties": _STRING,
+        "type": "object",
         "description": "stored as strings; names starting with `_` are not stored",
     },
     JSON: {

@@ -37,6 +37,7 @@ ERROR_MEANINGS = {
     404: "not found: an unknown route, service or key",
     409: "the resource is not in a state that allows this (already ended)",
     413: "a body, file or field count over its configured limit",
+    405: "the path is that of another resource (listed before this one), which lacks this method",
     415: "a body with a content type this route does not read",
     500: "Could not read JSON (documented GMS behaviour for malformed JSON)",
     502: "the orchestration failed",
@@ -177,7 +178,8 @@ def _operation_id(method: str, path: str) -> str:
     return method.lower() + "_" + "_".join(re.findall(r"[A-Za-z0-9]+", path))
 
 
-def _operation(route: Resource, method: str, op: Operation, schemas: _Schemas, protected: bool) -> dict[str, Any]:
+def _operation(route: Resource, method: str, op: Operation, schemas: _Schemas, protected: bool,
+               shadowed: bool) -> dict[str, Any]:
     names = path_parameter_names(route.path)
     missing = [name for name in names if name not in op.path_params]
     if missing:
@@ -186,6 +188,8 @@ def _operation(route: Resource, method: str, op: Operation, schemas: _Schemas, p
     answers = dict(op.answers)
     if names:  # a path parameter holding a `/` matches no route: 404
         answers.setdefault(404, Answer(ERROR_MEANINGS[404], {JSON: op.error}))
+    if shadowed:  # e.g. associate's `{id}` = `active`: the path is the `…/services/active` resource's
+        answers.setdefault(405, Answer(ERROR_MEANINGS[405], {JSON: op.error}, {"Allow": "the methods it has"}))
     out: dict[str, Any] = {"summary": op.summary, "tags": [op.tag],
                            "operationId": _operation_id(method, openapi_path(route.path))}
     if op.description:
@@ -211,6 +215,7 @@ def build_document(routes: Iterable[BaseRoute], *, title: str, version: str,
     """
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
+    earlier: list[Resource] = []
     for route in routes:
         if not isinstance(route, Resource):
             raise ValueError(f"{route!r} is not a resource: describe it")
@@ -218,12 +223,17 @@ def build_document(routes: Iterable[BaseRoute], *, title: str, version: str,
         if path in paths:
             raise ValueError(f"{path} is routed twice")
         guarded = protected is not None and protected(route.path)
+        # The first resource a path fits takes it (app.resources): does an earlier one take some
+        # of the paths this template fits, with other methods?
+        shadows = [other for other in earlier if route.path_regex.match(other.path)]
         operations = paths[path] = {}
         for method, handler in route.handlers.items():
             op = described(handler)
             if op is None:
                 raise ValueError(f"{method} {route.path} has no description (decorate its handler)")
-            operations[method.lower()] = _operation(route, method, op, schemas, guarded)
+            shadowed = any(method not in other.handlers for other in shadows)
+            operations[method.lower()] = _operation(route, method, op, schemas, guarded, shadowed)
+        earlier.append(route)
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
