@@ -6,6 +6,7 @@ Layout (every section optional; see docs/deploy.md for the reference):
     [redis]             timeout (seconds, connect and command)
     [orchestration]     timeout (seconds for calls to ors services)
     [context_services]  default_ttl (GMS units: 30s, 10m, 12h, 7d, 2w, 6M, 5y)
+    [auth]              file (credentials, see `app.auth`), metrics ("open" or "protected")
     [services.<name>]   _type, _service, _ttl, and parameters that override request ones
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -109,6 +110,13 @@ class ContextServicesOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=
         return parse_duration(self.default_ttl)
 
 
+class AuthOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """HTTP Basic authentication: where the credentials are (never in this file), what /metrics needs."""
+
+    file: str | None = None  # a credentials file (`app.auth`); GMSD_AUTH_FILE wins over it
+    metrics: Literal["open", "protected"] = "open"
+
+
 class ServiceConfig(msgspec.Struct, frozen=True):
     """One configured GMS service: `POST /genesys/1/service/{name}` creates instances of it."""
 
@@ -131,6 +139,7 @@ class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True):
     redis: RedisOptions = msgspec.field(default_factory=RedisOptions)
     orchestration: OrchestrationOptions = msgspec.field(default_factory=OrchestrationOptions)
     context_services: ContextServicesOptions = msgspec.field(default_factory=ContextServicesOptions)
+    auth: AuthOptions = msgspec.field(default_factory=AuthOptions)
     services: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
@@ -143,6 +152,7 @@ class Config(msgspec.Struct, frozen=True):
     orchestration: OrchestrationOptions
     context_services: ContextServicesOptions
     services: dict[str, ServiceConfig]
+    auth: AuthOptions = AuthOptions()
 
 
 SAMPLE_CONFIG = """\
@@ -216,7 +226,7 @@ def parse_config(text: str, source: str) -> Config:
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     services = {name: _service(name, table, source) for name, table in raw.services.items()}
-    return Config(source, raw.limits, raw.redis, raw.orchestration, raw.context_services, services)
+    return Config(source, raw.limits, raw.redis, raw.orchestration, raw.context_services, services, raw.auth)
 
 
 def load_config(path: str | None) -> Config:

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app import __version__, cs_item_routes, cs_routes, gms_routes, lifecycle, metrics, ops_routes
+from app.auth import Authenticator
 from app.cs import ContextServices
 from app.cs_items import ConversationItems
 from app.cs_store import CsStore
@@ -108,6 +109,10 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     }
     handlers.update(dict.fromkeys(UNAVAILABLE_ERRORS, _unavailable))
     routes = [*ops_routes.routes, *gms_routes.routes, *cs_routes.routes, *cs_item_routes.routes]
+    guard = None
+    if settings.credentials is not None:
+        guard = Authenticator(settings.credentials, settings.config.auth.metrics == "protected")
+        routes = [route.guarded(guard) if guard.protects(route.path) else route for route in routes]
     app = Starlette(
         routes=routes,
         exception_handlers=handlers,
@@ -115,7 +120,8 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         lifespan=lifespan,
     )
     # Built once: a route without a description stops the start, and requests only copy bytes.
-    app.state.openapi = _encode(build_document(routes, title="gmsd", version=__version__))
+    app.state.openapi = _encode(build_document(routes, title="gmsd", version=__version__,
+                                               protected=None if guard is None else guard.protects))
     return app
 
 
