@@ -14,8 +14,9 @@ conversation.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from msgspec import Raw
 
@@ -76,6 +77,12 @@ class ContextServicesBase:
         self.store = store
         self.limits = config.limits
         self.default_ttl_ms = config.context_services.default_ttl_seconds * 1000
+
+    def in_space(self, space: str) -> Self:
+        """These operations on a tenant's keyspace (`app.keys.cs_space`); a shallow copy."""
+        other = copy.copy(self)
+        other.store = self.store.in_space(space)
+        return other
 
     # --- input -------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from app.cs_models import RESERVED_NAMES, compact, decode_event
 from app.cs_query import ServiceFilter, Which
 from app.cs_records import Extensions, View
 from app.exceptions import BadRequest
+from app.keys import cs_space
 from app.openapi import JSON, Answer, Api, Param
 from app.request_body import read_body
 from app.responses import CsErrorBody
@@ -31,27 +32,43 @@ _QUERY_PARAMETERS = frozenset({*FLAGS, "extensions", "started_from", "started_to
 S = TypeVar("S", bound=msgspec.Struct)
 
 
+TENANT_HEADER = "contactcenterid"  # `ContactCenterId`: the tenant (absent: the default tenant)
+
+
+def _space(request: Request) -> str | None:
+    """The key prefix of the request's tenant; None for the default tenant."""
+    tenant = request.headers.get(TENANT_HEADER)
+    if tenant is None:
+        return None
+    try:
+        return cs_space(tenant)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
 def services(request: Request) -> ContextServices:
-    """The service operations for this request."""
+    """The service operations for this request, on its tenant's keyspace."""
     api: ContextServices = request.app.state.cs
-    return api
+    space = _space(request)
+    return api if space is None else api.in_space(space)
 
 
 def items(request: Request) -> ConversationItems:
-    """The state and task operations for this request."""
+    """The state and task operations for this request, on its tenant's keyspace."""
     api: ConversationItems = request.app.state.cs_items
-    return api
+    space = _space(request)
+    return api if space is None else api.in_space(space)
 
 
 async def event(request: Request, kind: type[S]) -> tuple[S, dict[str, msgspec.Raw]]:
     """The body as event `kind`, and all its top-level values as sent (attached data)."""
-    body = await read_body(request, services(request).limits)
+    body = await read_body(request, request.app.state.cs.limits)
     return decode_event(body, kind)
 
 
 async def json_value(request: Request) -> bytes:
     """The body as one compact JSON value (the deprecated extension PUTs)."""
-    body = await read_body(request, services(request).limits)
+    body = await read_body(request, request.app.state.cs.limits)
     try:
         return compact(body)
     except msgspec.DecodeError as exc:
@@ -110,6 +127,9 @@ _STRING = {"type": "string"}
 _TIMESTAMP = {"type": "string", "description": "ISO 8601, e.g. `2026-11-22T06:05:20.157Z`"}
 _ITEM_ID = {"type": "string", "description": "an integer"}
 
+_TENANT = Param("ContactCenterId", "header", {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+                "the tenant: each has a keyspace of its own (absent: the default tenant)")
+
 CS = Api("Context Services", CsErrorBody, {
     "id": Param("id", "path", _STRING, "a service id (`<partition>-<uuid>`), as answered by start"),
     "customer_id": Param("customer_id", "path", _STRING, "a customer id"),
@@ -117,7 +137,7 @@ CS = Api("Context Services", CsErrorBody, {
     "state_id": Param("state_id", "path", _ITEM_ID, "a state id of the service"),
     "task_id": Param("task_id", "path", _ITEM_ID, "a task id of the service"),
     "name": Param("name", "path", _STRING, "an attached data key"),
-})
+}, headers=(_TENANT,))
 
 # What `_flag` accepts, spelled out (a JSON Schema boolean would not admit `1`, `0` or `TRUE`).
 _BOOLEAN = {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]|1|0)?$",
