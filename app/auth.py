@@ -61,26 +61,39 @@ class _CredentialsFile(msgspec.Struct, forbid_unknown_fields=True):
     services: dict[str, _Pair] = msgspec.field(default_factory=dict)
 
 
-def basic_token(username: str, password: str) -> bytes:
-    """What a client sends after `Basic ` for this pair (RFC 7617, UTF-8)."""
-    return base64.b64encode(f"{username}:{password}".encode())
+Tokens = tuple[bytes, ...]  # the accepted Basic tokens of one pair
+
+
+def basic_tokens(username: str, password: str) -> Tokens:
+    """What a client may send after `Basic ` for this pair: the pair in UTF-8, and in ISO-8859-1
+    when that differs (RFC 7617 leaves the charset open unless the server names one; curl and
+    browsers send UTF-8, python-requests sends Latin-1)."""
+    pair = f"{username}:{password}"
+    tokens = [base64.b64encode(pair.encode())]
+    try:
+        latin = base64.b64encode(pair.encode("latin-1"))
+    except UnicodeEncodeError:
+        return tuple(tokens)
+    if latin != tokens[0]:
+        tokens.append(latin)
+    return tuple(tokens)
 
 
 @dataclass(frozen=True)
 class Credentials:
-    """The expected Basic tokens: the global one, and those of services with a pair of their own."""
+    """The expected Basic tokens: the global pair's, and those of services with a pair of their own."""
 
-    default: bytes
-    services: Mapping[str, bytes] = field(default_factory=dict)
+    default: Tokens
+    services: Mapping[str, Tokens] = field(default_factory=dict)
 
 
-def _checked(where: str, username: str, password: str) -> bytes:
+def _checked(where: str, username: str, password: str) -> Tokens:
     # Messages name the place, never the value.
     if not username or ":" in username or not username.isprintable():
         raise ConfigError(f"{where}: the username must be printable, not empty, without `:`")
     if not password or not password.isprintable():
         raise ConfigError(f"{where}: the password must be printable and not empty")
-    return basic_token(username, password)
+    return basic_tokens(username, password)
 
 
 def _read(path: str) -> _CredentialsFile:
@@ -151,7 +164,7 @@ class Authenticator:
             return self.protect_metrics
         return template.startswith((GMS_PREFIX + "/", CS_PREFIX + "/"))
 
-    async def _expected(self, scope: Scope, template: str) -> bytes:
+    async def _expected(self, scope: Scope, template: str) -> Tokens:
         credentials = self.credentials
         if not credentials.services or not template.startswith(GMS_PREFIX + "/"):
             return credentials.default
@@ -167,6 +180,9 @@ class Authenticator:
     async def __call__(self, scope: Scope, template: str) -> Response | None:
         """None if the request may go on, else the 401 to answer."""
         sent = _sent_token(scope)
-        if sent is not None and hmac.compare_digest(sent, await self._expected(scope, template)):
-            return None
+        if sent is not None:
+            # Every accepted encoding is compared, each in constant time.
+            matches = [hmac.compare_digest(sent, token) for token in await self._expected(scope, template)]
+            if any(matches):
+                return None
         return error_response(Unauthorized(), scope["path"], {"www-authenticate": CHALLENGE})
