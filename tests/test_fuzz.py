@@ -6,6 +6,10 @@ time. Checks: every built-in response check (status codes, content types, header
 conform to the document, invalid data is refused, unsupported methods are 405 with `Allow`), and
 no 5xx at all except the documented GMS 500 "Could not read JSON".
 
+It runs twice: authentication off, then on (fewer examples; the document then declares HTTP
+Basic, and schemathesis also checks that every protected operation refuses a request without
+the pair or with a wrong one).
+
 Random ids never name anything, so path parameters are sometimes swapped for ones that exist:
 the hook draws a marker, and the test replaces it with a fresh service (with storage keys, a
 state and a task) just before the call, so deletes in one case cannot starve the next.
@@ -13,7 +17,9 @@ state and a task) just before the call, so deletes in one case cannot starve the
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import hypothesis.strategies as st
@@ -23,13 +29,17 @@ import schemathesis
 from schemathesis.python import asgi
 from starlette.applications import Starlette
 
+from app.auth import load_credentials
 from app.config import SAMPLE_CONFIG, parse_config
 from app.main import create_app
 from app.settings import Settings
 from tests.conftest import RedisServer
 
 SEED = 20260601
-EXAMPLES = 100  # per operation and phase: the whole run stays within a couple of minutes on 2 cores
+# Per operation and fuzzing phase; the example and coverage phases add a fixed number each. Both
+# runs together stay within about two minutes on 2 cores.
+EXAMPLES = {"open": 100, "authenticated": 10}
+USERNAME, PASSWORD = "fuzz", "fuzz-pässword"
 
 GMS = "/genesys/1/service"
 CS = "/genesys/1/cs"
@@ -39,17 +49,22 @@ CS_MARK = "LIVE-CS-SERVICE"
 CUSTOMER = "fuzz-customer"
 CONTACT = "fuzz-contact"
 
-CONFIG = schemathesis.Config.from_dict({
-    "seed": SEED,
-    "generation": {"max-examples": EXAMPLES, "deterministic": True, "database": "none", "mode": "all"},
-    "phases": {"stateful": {"enabled": False}},
-    "checks": {
-        # Replaced by `no_server_error` below (which admits the documented GMS 500).
-        "not_a_server_error": {"enabled": False},
-        # Context Services answer an unknown (well-formed) id with 400 NotFoundException, as GMS does.
-        "positive_data_acceptance": {"enabled": False},
-    },
-})
+def fuzz_config(run: str) -> Any:
+    """schemathesis' configuration of one run: fixed seed and budget, the checks, the credentials."""
+    config: dict[str, Any] = {
+        "seed": SEED,
+        "generation": {"max-examples": EXAMPLES[run], "deterministic": True, "database": "none", "mode": "all"},
+        "phases": {"stateful": {"enabled": False}},
+        "checks": {
+            # Replaced by `no_server_error` below (which admits the documented GMS 500).
+            "not_a_server_error": {"enabled": False},
+            # Context Services answer an unknown (well-formed) id with 400 NotFoundException, as GMS does.
+            "positive_data_acceptance": {"enabled": False},
+        },
+    }
+    if run == "authenticated":
+        config["auth"] = {"basic": {"username": USERNAME, "password": PASSWORD}}
+    return schemathesis.Config.from_dict(config)
 
 
 def no_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
@@ -67,8 +82,10 @@ def no_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
 class Live:
     """Creates the services that marked path parameters stand for."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, authenticated: bool) -> None:
         self.http = asgi.get_client(app)
+        if authenticated:
+            self.http.auth = (USERNAME, PASSWORD)
 
     def gms_service(self) -> str:
         created = self.http.post(f"{GMS}/storage", data={"language": "french"},
@@ -105,12 +122,20 @@ def candidates(method: str, path: str, name: str) -> list[str]:
             "contact_key": [CONTACT]}.get(name, [])
 
 
-@pytest.fixture(scope="module")
-def api_schema(redis_server: RedisServer) -> Iterator[Any]:
-    """The document as the live app serves it, with the hook that points ids at live services."""
+@pytest.fixture(scope="module", params=["open", "authenticated"])
+def api_schema(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator[Any]:
+    """The document as the live app serves it, with the hooks that point ids at live services."""
     redis.Redis(port=redis_server.port).flushall()
-    app = create_app(Settings(redis_server.url, parse_config(SAMPLE_CONFIG, "<fuzz>")))
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)
+    run = request.param
+    config = parse_config(SAMPLE_CONFIG, "<fuzz>")
+    credentials = None
+    if run == "authenticated":  # `request-interaction` has a pair of its own: the global one is refused there
+        path = Path(tempfile.mkdtemp()) / "credentials.toml"
+        path.write_text('[services.request-interaction]\nusername = "ri"\npassword = "ri-password"\n')
+        credentials = load_credentials(config, {"GMSD_AUTH_USERNAME": USERNAME, "GMSD_AUTH_PASSWORD": PASSWORD,
+                                                "GMSD_AUTH_FILE": str(path)})
+    app = create_app(Settings(redis_server.url, config, credentials=credentials))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=fuzz_config(run))
 
     @schema.hook
     def flatmap_body(context: Any, body: Any) -> Any:
@@ -136,7 +161,7 @@ def api_schema(redis_server: RedisServer) -> Iterator[Any]:
             for name, value in path_parameters.items()
         })
 
-    schema.live = Live(app)
+    schema.live = Live(app, credentials is not None)
     yield schema
     asgi.shutdown_lifespans()
 
