@@ -22,6 +22,13 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 
+def hash_reply(reply: dict[bytes, bytes] | list[bytes]) -> dict[bytes, bytes]:
+    """An HGETALL reply as a dict: redis-py pipelines give one, the hiredis wire the flat list."""
+    if isinstance(reply, dict):
+        return reply
+    return dict(zip(reply[::2], reply[1::2], strict=True))
+
+
 class CommandQueue(Protocol):
     """What the stores send commands through (`AutoPipeline` or `app.redis_wire.WirePipeline`)."""
 
@@ -35,9 +42,30 @@ class CommandQueue(Protocol):
         """Run a registered script by EVALSHA, loading it on NOSCRIPT."""
         ...
 
+    async def run_scripts(self, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        """Run `script` once per (keys, args), all in one batch; the replies in order."""
+        ...
+
     async def aclose(self) -> None:
         """Release what the queue holds of its own."""
         ...
+
+
+async def run_scripts(queue: CommandQueue, script: AsyncScript,
+                      calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+    """EVALSHA `script` for every call in one batch (futures, no task per call); on NOSCRIPT
+    load it once and run the batch again. The first error reply is raised."""
+    for attempt in range(2):
+        futures = [queue.execute("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
+        replies = await asyncio.gather(*futures, return_exceptions=True)
+        if attempt == 0 and any(isinstance(reply, NoScriptError) for reply in replies):
+            await queue.client.script_load(script.script)
+            continue
+        break
+    for reply in replies:
+        if isinstance(reply, BaseException):
+            raise reply
+    return list(replies)
 
 
 Batch = list[tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]]
@@ -46,9 +74,10 @@ Batch = list[tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]]
 class AutoPipeline:
     """Queues commands and sends each event-loop turn's commands as one pipeline."""
 
-    def __init__(self, client: Any, max_batch: int = 512) -> None:
+    def __init__(self, client: Any, max_batch: int = 512, deadline: float | None = None) -> None:
         self.client = client
         self.max_batch = max_batch
+        self.deadline = deadline  # seconds for a whole batch (a cluster may try several nodes)
         self._pending: Batch = []
         self._scheduled = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -73,6 +102,10 @@ class AutoPipeline:
             await self.client.script_load(script.script)
             return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
 
+    async def run_scripts(self, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        """Run `script` once per (keys, args), all in one batch; the replies in order."""
+        return await run_scripts(self, script, calls)
+
     async def aclose(self) -> None:
         """Nothing of its own to close: the client's pool belongs to the caller."""
 
@@ -90,7 +123,8 @@ class AutoPipeline:
             pipe = self.client.pipeline(transaction=False)
             for args, options, _ in batch:
                 pipe.execute_command(*args, **options)
-            replies = await pipe.execute(raise_on_error=False)
+            async with asyncio.timeout(self.deadline):
+                replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # the whole batch failed (e.g. Redis unreachable)
             for _, _, future in batch:
                 if not future.done():

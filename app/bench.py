@@ -291,8 +291,18 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     results: list[ScenarioResult] = []
     with tempfile.TemporaryDirectory(prefix="gmsd-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
-        redis_url = options.redis_url or f"redis://127.0.0.1:{_redis(work, stack)}/0"
-        webdis = _webdis(int(redis_url.rsplit(":", 1)[1].split("/")[0]), work, stack) if options.webdis else None
+        if options.cluster:
+            from app.local_redis import LocalCluster
+
+            cluster = LocalCluster(work / "cluster")
+            cluster.start()
+            stack.callback(cluster.stop)
+            redis_url = cluster.url
+        else:
+            redis_url = options.redis_url or f"redis://127.0.0.1:{_redis(work, stack)}/0"
+        # webdis speaks to one server: the reference exists only for a plain redis:// URL.
+        reference_port = redis_url.rsplit(":", 1)[1].split("/")[0] if redis_url.startswith("redis://") else None
+        webdis = _webdis(int(reference_port), work, stack) if options.webdis and reference_port else None
         base, pid = _gmsd(redis_url, options.workers, work, stack)
         scenarios = _seed(base, webdis, uuid.uuid4().hex[:8])
         for name in chosen:
@@ -320,7 +330,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         "machine": _machine(),
         "settings": {"workers": options.workers, "connections": options.connections, "threads": options.threads,
                      "duration_s": options.duration, "runs": options.runs, "warmup_s": options.warmup,
-                     "redis": options.redis_url or "local redis-server, no persistence"},
+                     "redis": "local 6-node Redis Cluster (3 primaries, 3 replicas), no persistence"
+                     if options.cluster else options.redis_url or "local redis-server, no persistence"},
         "scenarios": [{**asdict(r), "gmsd": {**asdict(r.gmsd), "rps": round(r.gmsd.rps, 1)},
                        "webdis": {**asdict(r.webdis), "rps": round(r.webdis.rps, 1)} if r.webdis else None,
                        "ratio": round(r.ratio, 3) if r.ratio is not None else None} for r in results],
@@ -360,6 +371,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=3, help="measured runs per scenario; the median is reported")
     parser.add_argument("--scenarios", default="", help=f"comma-separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--no-webdis", dest="webdis", action="store_false", help="skip the webdis reference")
+    parser.add_argument("--cluster", action="store_true",
+                        help="run against a 6-node Redis Cluster started on loopback (no webdis reference)")
     parser.add_argument("--redis-url", default=None,
                         help="use this Redis instead of starting one (it is written to; never a production one)")
     parser.add_argument("--json", dest="json_path", default="bench-results/bench.json",

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import logging
 import logging.config
 import os
 import sys
+from typing import cast
 
 from app import __version__, auth, metrics
 from app.config import load_config
 from app.exceptions import ConfigError
+from app.redis_url import parse_redis_url
 from app.request_log import logging_config
 from app.settings import CONFIG_PATH, REDIS_URL, SHUTDOWN_DELAY
 
@@ -43,8 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--redis-url", default=os.environ.get(REDIS_URL) or None,
-        help=f"redis://host:port/db, rediss://… or unix:///path (env {REDIS_URL}); "
-        "unset: the embedded store",
+        help=f"redis://host:port/db, rediss://…, unix:///path, redis+cluster://host:port[,host:port…] "
+        f"or redis+sentinel://host:port[,host:port…]/<master>[/db] (env {REDIS_URL}); unset: the embedded store",
     )
     serve.add_argument(
         "--config", default=os.environ.get(CONFIG_PATH) or None,
@@ -90,6 +94,8 @@ def serve(args: argparse.Namespace) -> int:
     """Check the configuration, then hand over to uvicorn (uvloop + httptools)."""
     import uvicorn
 
+    from app.http_protocol import GuardedHttpProtocol
+
     log_config = logging_config(args.log_level)
     logging.config.dictConfig(log_config)
     try:
@@ -98,6 +104,12 @@ def serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:  # messages name files and keys, never a credential
         print(f"gmsd: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    if args.redis_url is not None:
+        try:
+            parse_redis_url(args.redis_url)
+        except ConfigError as exc:
+            print(f"gmsd: invalid {exc}", file=sys.stderr)
+            return 2
     if args.workers < 1:
         print("gmsd: --workers must be at least 1", file=sys.stderr)
         return 2
@@ -132,7 +144,11 @@ def serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             loop="uvloop",
-            http="httptools",
+            # httptools, with deadlines and a head size limit (uvicorn has neither); the partial
+            # is pickled to each worker process with the limits it needs.
+            http=cast("type[asyncio.Protocol]", functools.partial(GuardedHttpProtocol, limits=config.limits)),
+            ws="none",  # gmsd serves no WebSocket: an Upgrade header is just a header
+            timeout_keep_alive=config.limits.keep_alive_timeout,
             log_config=log_config,
             log_level=args.log_level,
             access_log=False,

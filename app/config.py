@@ -2,7 +2,8 @@
 
 Layout (every section optional; see docs/deploy.md for the reference):
 
-    [limits]            body_bytes, file_bytes, fields, key_bytes
+    [limits]            body_bytes, file_bytes, fields, key_bytes, header_bytes, header_timeout,
+                        body_timeout, keep_alive_timeout, max_concurrent_requests
     [redis]             timeout (seconds, connect and command)
     [orchestration]     timeout (seconds for calls to ors services)
     [context_services]  default_ttl (GMS units: 30s, 10m, 12h, 7d, 2w, 6M, 5y)
@@ -12,6 +13,7 @@ Layout (every section optional; see docs/deploy.md for the reference):
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -65,11 +67,20 @@ class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     file_bytes: int = 10 * 1024 * 1024
     fields: int = 1000
     key_bytes: int = 256
+    # The HTTP connection (app.http_protocol): the request line and headers, and how long a
+    # client may take to send them and the body; idle time between requests (uvicorn's).
+    header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keep_alive_timeout: int = 5
+    # Requests in progress per worker process (app.concurrency); more answer 503 at once.
+    max_concurrent_requests: int = 256
 
     def __post_init__(self) -> None:
-        for name in ("body_bytes", "file_bytes", "fields", "key_bytes"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"`{name}` must be positive")
+        for field in msgspec.structs.fields(self):
+            value = getattr(self, field.name)
+            if not 0 < value < math.inf:  # NaN fails this too
+                raise ValueError(f"`{field.name}` must be positive and finite")
 
 
 class RedisOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -1,9 +1,10 @@
 """Redis storage of Context Services conversations and their indexes (layout: docs/keys.md).
 
-Every call is one round trip: one EVALSHA, one single-key command, or one pipeline of
-conversation reads. Each script touches the keys of one partition `{cs:<p>}` only, declared in
-KEYS. Scripts answer a status first (`ok`, `nf`, `nfs`, `ended`, `retry`, `stale`); the domain
-(`app.cs`) turns them into answers or typed errors.
+Every call is one round trip through the command queue (`app.autopipeline`): one EVALSHA, one
+single-key command, or a batch of conversation reads that the queue sends together. Each script
+touches the keys of one partition `{cs:<p>}` only, declared in KEYS. Scripts answer a status
+first (`ok`, `nf`, `nfs`, `ended`, `retry`, `stale`); the domain (`app.cs`) turns them into
+answers or typed errors.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
+from app.autopipeline import CommandQueue, hash_reply
 from app.cs_records import Fields, Hash, hash_of
 from app.keys import cs_conversation, cs_index, cs_service_partition
 from app.scripts import ScriptSet, read_script
@@ -90,9 +91,9 @@ def _flags(states: bool, tasks: bool) -> tuple[int, int]:
 class CsStore:
     """Context Services conversations and indexes in Redis."""
 
-    def __init__(self, client: Any, space: str = "") -> None:
-        self.client = client
-        self.scripts = CsScripts.register(client)
+    def __init__(self, pipeline: CommandQueue, space: str = "") -> None:
+        self.redis = pipeline
+        self.scripts = CsScripts.register(pipeline.client)
         self.space = space  # the tenant's key prefix (`app.keys.cs_space`); "" for the default tenant
 
     def in_space(self, space: str) -> CsStore:
@@ -108,22 +109,11 @@ class CsStore:
         return cs_index(partition, self.space)
 
     async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return await script(keys=keys, args=args)
+        return await self.redis.run_script(script, keys, args)
 
     async def _eval_many(self, script: AsyncScript, calls: list[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
-        """One pipeline of EVALSHAs (no transaction: each call is atomic by itself)."""
-        for _ in range(2):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for keys, args in calls:
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
-            if not any(isinstance(reply, NoScriptError) for reply in replies):
-                break
-            await self.client.script_load(script.script)  # after a restart or failover
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies
+        """Many EVALSHAs in one batch (each atomic by itself)."""
+        return await self.redis.run_scripts(script, calls)
 
     def _keys(self, service_id: str) -> tuple[str, str, str]:
         partition = cs_service_partition(service_id)
@@ -145,8 +135,8 @@ class CsStore:
 
     async def match_candidate(self, partition: int, prefix: bytes) -> bytes | None:
         """The first index member under a match prefix (to be checked by the script using it)."""
-        found: list[bytes] = await self.client.zrangebylex(
-            self._index(partition)[0], b"[" + prefix, b"[" + prefix + b"\xff", start=0, num=1)
+        found: list[bytes] = await self.redis.execute(
+            "ZRANGEBYLEX", self._index(partition)[0], b"[" + prefix, b"[" + prefix + b"\xff", "LIMIT", 0, 1)
         return found[0] if found else None
 
     async def composite_start(self, partition: int, new_id: str, candidate: bytes, candidate_id: str | None,
@@ -169,7 +159,7 @@ class CsStore:
 
     async def owner(self, service_id: str) -> tuple[bytes, bytes | None, bytes | None] | None:
         """(customer/anonymous member, match member, index partition if remote), None if gone."""
-        cm, mm, ip = await self.client.hmget(self._keys(service_id)[0], ("cm", "mm", "ip"))
+        cm, mm, ip = await self.redis.execute("HMGET", self._keys(service_id)[0], "cm", "mm", "ip")
         return None if cm is None else (cm, mm, ip)
 
     async def end_service(self, service_id: str, expire_at: int | None, token: bytes, t1: int,
@@ -236,7 +226,7 @@ class CsStore:
         """A conversation, or None if it does not exist (one HGETALL when only the service is needed)."""
         keys = self._keys(service_id)
         if not states and not tasks:
-            svc: Hash = await self.client.hgetall(keys[0])
+            svc: Hash = hash_reply(await self.redis.execute("HGETALL", keys[0]))
             return Conversation(svc, {}, {}) if svc else None
         reply = await self._eval(self.scripts.cs_conversation_read, keys, _flags(states, tasks))
         return _conversation(reply)

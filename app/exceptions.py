@@ -5,6 +5,10 @@ GMS exception class name that Context Services clients expect in the `exception`
 handlers turn them into JSON bodies in one place (`app.responses.error_response`).
 """
 
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import ClassVar
+
 _CS = "com.genesyslab.gsg.services.contextservices.exceptions."
 
 
@@ -14,6 +18,7 @@ class GmsdError(Exception):
     status: int = 500
     cs_status: int | None = None  # None: the same as `status`
     cs_exception: str = _CS + "ContextServicesException"
+    headers: ClassVar[Mapping[str, str]] = MappingProxyType({})  # extra headers of the answer
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -63,6 +68,17 @@ class PayloadTooLarge(GmsdError):
     cs_exception = _CS + "InvalidParameterException"
 
 
+class RequestTimeout(GmsdError):
+    """The request body did not arrive within `[limits] body_timeout` (a slow or stalled client).
+
+    The connection is closed: the rest of the body may still be on its way.
+    """
+
+    status = 408
+    cs_exception = _CS + "InvalidParameterException"
+    headers = MappingProxyType({"connection": "close"})
+
+
 class UnsupportedMediaType(GmsdError):
     """The request body has a content type the route does not read."""
 
@@ -87,6 +103,16 @@ class StorageUnavailable(GmsdError):
     cs_exception = _CS + "StorageUnavailableException"
 
     def __init__(self, message: str = "storage unavailable") -> None:
+        super().__init__(message)
+
+
+class Overloaded(GmsdError):
+    """This worker already has `[limits] max_concurrent_requests` requests in progress."""
+
+    status = 503
+    headers = MappingProxyType({"retry-after": "1"})
+
+    def __init__(self, message: str = "too many requests in progress; retry later") -> None:
         super().__init__(message)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from app.autopipeline import CommandQueue
+from app.autopipeline import CommandQueue, hash_reply
 from app.gms import BinaryValue, StorageArea
 from app.keys import GMS_NAME_FIELD, gms_service
 from app.scripts import ScriptSet
@@ -40,13 +40,6 @@ def _write_args(area: StorageArea) -> list[Any]:
     return args
 
 
-def _pairs(reply: dict[bytes, bytes] | list[bytes]) -> dict[bytes, bytes]:
-    # redis-py pipelines turn HGETALL into a dict; the hiredis wire gives the flat list.
-    if isinstance(reply, dict):
-        return reply
-    return dict(zip(reply[::2], reply[1::2], strict=True))
-
-
 class GmsStore:
     """GMS services in Redis: one `{service id}` hash tag per service."""
 
@@ -71,7 +64,7 @@ class GmsStore:
 
     async def read_all(self, service_id: str) -> dict[str, str] | None:
         """Every user string key, or None if the service does not exist."""
-        raw = _pairs(await self.redis.execute("HGETALL", gms_service(service_id)[0]))
+        raw = hash_reply(await self.redis.execute("HGETALL", gms_service(service_id)[0]))
         if _NAME not in raw:
             return None
         return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"_")}

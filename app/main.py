@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -10,14 +11,18 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as redis
+from redis.exceptions import RedisClusterException
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from app import __version__, cs_item_routes, cs_routes, gms_routes, lifecycle, metrics, ops_routes
 from app.auth import Authenticator
+from app.concurrency import ConcurrencyLimit
 from app.cs import ContextServices
 from app.cs_items import ConversationItems
 from app.cs_store import CsStore
@@ -27,10 +32,9 @@ from app.gms_store import GmsStore
 from app.middleware import RequestObserver
 from app.openapi import build_document
 from app.orchestration import HttpOrchestrator
-from app.request_log import REQUEST_ID_HEADER, current_request_id
-from app.responses import error_response, json_response
+from app.responses import error_response
 from app.settings import Settings
-from app.store import UNAVAILABLE_ERRORS, command_queue, connect
+from app.store import UNAVAILABLE_ERRORS, command_queue, connect, is_unavailable
 
 _encode = msgspec.json.Encoder().encode
 
@@ -49,6 +53,8 @@ async def _unavailable(request: Request, exc: Exception) -> Response:
 
 
 async def _redis_error(request: Request, exc: Exception) -> Response:
+    if is_unavailable(exc):  # e.g. NOREPLICAS from a fenced primary during a failover
+        return await _unavailable(request, exc)
     # A command Redis refused (out of memory, a script error): a server-side fault, not bad input.
     log.error("redis error: %s", exc)
     metrics.count_redis_error("refused")
@@ -65,12 +71,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(error, request.url.path, exc.headers)
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    # This answer bypasses the middleware's `send`: echo the request id here.
-    request_id = current_request_id()
-    headers = {REQUEST_ID_HEADER.decode(): request_id} if request_id else None
-    return json_response({"message": "internal server error"}, 500, headers)
+class _Gmsd(Starlette):
+    """Starlette with `RequestObserver` as the outermost layer instead of ServerErrorMiddleware.
+
+    Both wrap `send` to see whether an answer started, and the observer must be outermost to time
+    and count every request; so it also answers unhandled errors (500 JSON) and the stack keeps
+    one layer less on every request. Exception handlers for 500/Exception are not used.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        handlers = {k: v for k, v in self.exception_handlers.items() if k not in (500, Exception)}
+        app: ASGIApp = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return RequestObserver(app)
 
 
 def create_app(settings: Settings, client: Any | None = None) -> Starlette:
@@ -83,7 +97,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         pipeline = command_queue(settings.redis_url, redis_client, settings.config.redis)
         app.state.redis = redis_client
         app.state.gms = ServiceApi(GmsStore(pipeline), settings.config, orchestrator)
-        cs_store = CsStore(redis_client)
+        cs_store = CsStore(pipeline)
         app.state.cs = ContextServices(cs_store, settings.config)
         app.state.cs_items = ConversationItems(cs_store, settings.config)
         lifecycle.delay_sigterm(settings.shutdown_delay)
@@ -91,9 +105,11 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         # walking it again on every full collection (shorter pauses, so a lower p99).
         gc.collect()
         gc.freeze()
+        flusher = asyncio.ensure_future(metrics.flush_periodically())
         try:
             yield
         finally:
+            flusher.cancel()
             await orchestrator.close()
             await pipeline.aclose()
             if client is None:
@@ -105,7 +121,9 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         GmsdError: _gmsd_error,
         HTTPException: _http_error,
         redis.ResponseError: _redis_error,
-        Exception: _server_error,
+        # redis-py's cluster client reports "no node reachable" and client-side bugs (keys in
+        # different slots) with this one class: _redis_error tells them apart.
+        RedisClusterException: _redis_error,
     }
     handlers.update(dict.fromkeys(UNAVAILABLE_ERRORS, _unavailable))
     routes = [*ops_routes.routes, *gms_routes.routes, *cs_routes.routes, *cs_item_routes.routes]
@@ -113,10 +131,12 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     if settings.credentials is not None:
         guard = Authenticator(settings.credentials, settings.config.auth.metrics == "protected")
         routes = [route.guarded(guard) if guard.protects(route.path) else route for route in routes]
-    app = Starlette(
+    app = _Gmsd(
         routes=routes,
         exception_handlers=handlers,
-        middleware=[Middleware(RequestObserver)],
+        # Inside the observer (app._Gmsd puts it outermost): refused requests are timed, counted
+        # and logged like any other.
+        middleware=[Middleware(ConcurrencyLimit, limit=settings.config.limits.max_concurrent_requests)],
         lifespan=lifespan,
     )
     # Built once: a route without a description stops the start, and requests only copy bytes.

@@ -16,6 +16,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import metrics
 from app.request_log import REQUEST_ID_HEADER, access_log, log_request, request_id_for, set_request_id
 
+log = logging.getLogger("gmsd")
+
+_SERVER_ERROR = b'{"message":"internal server error"}'
+_SERVER_ERROR_HEADERS = ((b"content-type", b"application/json"), (b"content-length", b"%d" % len(_SERVER_ERROR)))
+
 # Kubernetes probes and Prometheus scrapes every few seconds would drown the requests that
 # matter: their lines are written at DEBUG, everything else at INFO.
 _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -36,21 +41,31 @@ class RequestObserver:
         set_request_id(request_id)
         id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         status = 500  # what the client gets if the app fails before it answers
+        status_sent: int | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, status_sent
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status = status_sent = message["status"]
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         started = time.perf_counter()
-        metrics.IN_FLIGHT.inc()
+        metrics.request_started()
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # This middleware stands where Starlette's ServerErrorMiddleware would (one layer
+            # less per request, see app.main): it answers what nothing else handled.
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if status_sent is None:
+                # Fresh messages: send_with_id adds the request id header to what it is given.
+                await send_with_id({"type": "http.response.start", "status": 500,
+                                    "headers": list(_SERVER_ERROR_HEADERS)})
+                await send_with_id({"type": "http.response.body", "body": _SERVER_ERROR})
         finally:
             seconds = time.perf_counter() - started
-            metrics.IN_FLIGHT.dec()
+            metrics.request_finished()
             route = getattr(scope.get("route"), "path", metrics.UNMATCHED_ROUTE)
             method: str = scope["method"]
             metrics.observe_request(method, route, status, seconds)

@@ -33,6 +33,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.autopipeline import run_scripts
+
 
 def _error(reply: hiredis.ReplyError) -> Exception:
     # redis-py's own mapping of error prefixes (NOSCRIPT, BUSY, READONLY, …) to its classes.
@@ -153,6 +155,10 @@ class WirePipeline:
         except NoScriptError:
             await self.client.script_load(script.script)
             return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    async def run_scripts(self, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+        """Run `script` once per (keys, args), all in one batch; the replies in order."""
+        return await run_scripts(self, script, calls)
 
     def _flush(self) -> None:
         self._scheduled = False

@@ -3,6 +3,8 @@
 Limits are enforced while the body streams in: a body over `body_bytes` is refused as soon as
 the bytes (or the Content-Length header) say so, a file over `file_bytes` as soon as it grows
 past it, and the field count on each new part, so an oversize request never sits in memory.
+How long a body may take is the connection's business (`app.http_protocol`); this reader only
+tells its deadline from a client that hung up.
 python-multipart does the parsing; parts are collected straight into bytes because they go to
 Redis as bytes anyway (no temporary files, no thread pool).
 """
@@ -17,9 +19,10 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from starlette.requests import Request
 
 from app.config import Limits
-from app.exceptions import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from app.exceptions import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from app.gms import Parameters, StoredFile
 from app.gms_json import json_parameters
+from app.http_protocol import BODY_TIMED_OUT
 
 _MULTIPART = b"multipart/form-data"
 _URLENCODED = b"application/x-www-form-urlencoded"
@@ -46,6 +49,8 @@ async def _limited_stream(request: Request, limits: Limits) -> AsyncIterator[byt
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            if request.scope.get(BODY_TIMED_OUT):  # app.http_protocol's deadline, not the client
+                raise RequestTimeout(f"the request body did not arrive within {limits.body_timeout:g} s")
             raise BadRequest("the client closed the connection before the body was complete")
         chunk: bytes = message.get("body", b"")
         if chunk:

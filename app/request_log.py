@@ -8,10 +8,11 @@ bodies, query strings or credentials.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
@@ -28,6 +29,11 @@ _request_id: ContextVar[str | None] = ContextVar("gmsd_request_id", default=None
 
 access_log = logging.getLogger("gmsd.access")
 
+# Generated ids: a random prefix per process and a counter, 32 hex digits like a UUID but
+# without a uuid4() per request. uvicorn spawns (not forks) its workers, so each has its own.
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(1)
+
 _encode = msgspec.json.Encoder().encode
 
 
@@ -38,7 +44,7 @@ def request_id_for(headers: Iterable[tuple[bytes, bytes]]) -> str:
             if _SANE_REQUEST_ID.fullmatch(value):
                 return value.decode("ascii")
             break
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def set_request_id(request_id: str) -> None:

@@ -45,6 +45,8 @@ def is_cs_path(path: str) -> bool:
 
 def error_response(error: GmsdError, path: str, headers: Mapping[str, str] | None = None) -> Response:
     """The contract's error body for `error`: GMS side `{message}`, CS side adds `exception`."""
+    if error.headers:
+        headers = {**error.headers, **(headers or {})}
     if is_cs_path(path):
         status = error.cs_status or error.status
         return json_response(CsErrorBody(error.message, error.cs_exception), status, headers)

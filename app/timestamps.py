@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from app.types import EpochMillis
 
@@ -18,13 +19,18 @@ EARLIEST = -62_135_596_800_000
 LATEST = 253_402_300_799_999
 
 
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    # Responses repeat the same few seconds (a conversation's events): format each once.
+    # Not strftime("%Y"): glibc writes the year 664 as `664`, which is not ISO 8601.
+    t = time.gmtime(seconds)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+
+
 def format_timestamp(millis: EpochMillis) -> str:
     """`2026-11-22T06:05:20.157Z` for an epoch-millisecond instant (years always with four digits)."""
     seconds, ms = divmod(millis, 1000)
-    t = time.gmtime(seconds)
-    # not strftime("%Y"): glibc writes year 664 as `664`, which is not ISO 8601
-    return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-            f".{ms:03d}Z")
+    return f"{_second(seconds)}.{ms:03d}Z"
 
 
 def parse_timestamp(text: str) -> EpochMillis:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = os.environ.get("GMSD_BENCH_SMOKE_SCENARIOS", "S1,S2,S3")
+SCENARIOS = os.environ.get("GMSD_BENCH_SMOKE_SCENARIOS", "S1,S2,S3,S4new,S4found,S5")
 
 
 def test_bench_runs_every_scenario_without_errors(tmp_path: Path) -> None:
@@ -42,3 +42,22 @@ def test_bench_runs_every_scenario_without_errors(tmp_path: Path) -> None:
         assert scenario["gmsd"]["cpu_ms_per_request"] > 0
     s1 = report["scenarios"][0]
     assert s1["webdis"]["requests"] > 0 and s1["ratio"] > 0
+
+
+def test_bench_runs_on_a_local_cluster(tmp_path: Path) -> None:
+    if shutil.which("redis-cli") is None or shutil.which("wrk") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-cli or wrk missing: .ci/run installs them")
+        pytest.skip("redis-cli or wrk not installed")
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "bench", "--cluster", "--duration", "1", "--warmup", "0", "--runs", "1",
+         "--connections", "4", "--threads", "1", "--scenarios", "S1,S4new", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert "Cluster" in report["settings"]["redis"]
+    for scenario in report["scenarios"]:
+        assert scenario["gmsd"]["requests"] > 0 and scenario["gmsd"]["non2xx"] == 0
+        assert scenario["webdis"] is None

@@ -169,3 +169,19 @@ def test_a_cancelled_request_does_not_shift_the_replies(server: RedisServer, run
         await pipe.aclose()
 
     run(scenario())
+
+
+def test_a_batch_of_scripts_reloads_once_and_raises_an_error_reply(server: RedisServer, run: Any) -> None:
+    async def scenario() -> None:
+        pipe = wire(server.url)
+        script = pipe.client.register_script("return redis.call('GET', KEYS[1])")
+        await pipe.execute("SET", "a{1}", "A")
+        await pipe.execute("SET", "b{1}", "B")
+        await pipe.client.script_flush()
+        assert await pipe.run_scripts(script, [(["a{1}"], []), (["b{1}"], []), (["c{1}"], [])]) == [b"A", b"B", None]
+        await pipe.execute("HSET", "h{1}", "f", "v")
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await pipe.run_scripts(script, [(["a{1}"], []), (["h{1}"], [])])
+        await pipe.aclose()
+
+    run(scenario())
