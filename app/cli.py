@@ -11,7 +11,7 @@ import os
 import sys
 from typing import cast
 
-from app import __version__, metrics
+from app import __version__, auth, metrics
 from app.config import load_config
 from app.exceptions import ConfigError
 from app.redis_url import parse_redis_url
@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"TOML configuration file (env {CONFIG_PATH}); unset: the built-in sample configuration",
     )
     serve.add_argument(
+        "--auth-file", default=os.environ.get(auth.FILE) or None,
+        help=f"credentials file for HTTP Basic authentication (env {auth.FILE}; the global pair may come from "
+        f"{auth.USERNAME} and {auth.PASSWORD} instead); unset and no pair: authentication is off",
+    )
+    serve.add_argument(
         "--proxy-headers", action="store_true",
         help="trust X-Forwarded-For/-Proto from any proxy (off: one less layer on every request)",
     )
@@ -95,7 +100,8 @@ def serve(args: argparse.Namespace) -> int:
     logging.config.dictConfig(log_config)
     try:
         config = load_config(args.config)
-    except ConfigError as exc:
+        credentials = auth.load_credentials(config, {**os.environ, auth.FILE: args.auth_file or ""})
+    except ConfigError as exc:  # messages name files and keys, never a credential
         print(f"gmsd: invalid configuration: {exc}", file=sys.stderr)
         return 2
     if args.redis_url is not None:
@@ -121,6 +127,11 @@ def serve(args: argparse.Namespace) -> int:
     os.environ[REDIS_URL] = args.redis_url or ""
     os.environ[CONFIG_PATH] = args.config or ""
     os.environ[SHUTDOWN_DELAY] = str(args.shutdown_delay)
+    os.environ[auth.FILE] = args.auth_file or ""
+    if credentials is None:
+        log.info("authentication: off (no credentials given)")
+    else:
+        log.info("authentication: HTTP Basic (%d service(s) with credentials of their own)", len(credentials.services))
     # Before any worker imports prometheus_client: several workers share metrics through files.
     metrics_dir = metrics.prepare_multiprocess_dir(args.workers)
     if metrics.MULTIPROC_ENV in os.environ:

@@ -7,6 +7,7 @@ Layout (every section optional; see docs/deploy.md for the reference):
     [redis]             timeout (seconds, connect and command)
     [orchestration]     timeout (seconds for calls to ors services)
     [context_services]  default_ttl (GMS units: 30s, 10m, 12h, 7d, 2w, 6M, 5y)
+    [auth]              file (credentials, see `app.auth`), metrics ("open" or "protected")
     [services.<name>]   _type, _service, _ttl, and parameters that override request ones
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -23,7 +24,14 @@ from app.exceptions import ConfigError
 
 BUILTIN_SERVICES = frozenset({"storage"})
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdwMy]?)\s*$")
+# Digits and whitespace spelled out: the same pattern must mean the same in the OpenAPI document
+# (JSON Schema regexes are ECMA 262, where `\d` and `\s` are narrower than Python's).
+_SPACE = "[ \t\n\r\f\v]*"
+_DURATION = re.compile(f"^{_SPACE}([0-9]+){_SPACE}([smhdwMy]?){_SPACE}$")
+DURATION_PATTERN = f"^{_SPACE}[0-9]*[1-9][0-9]*{_SPACE}[smhdwMy]?{_SPACE}$"  # a positive duration
+# The longest lifetime anything may be given (a client's `ttl`, `7000y` included): far beyond any
+# real use, and far inside what Redis accepts as an expiry.
+MAX_TTL_SECONDS = 100 * 365 * 86400
 _UNIT_SECONDS = {
     "": 1,
     "s": 1,
@@ -39,13 +47,17 @@ _UNIT_SECONDS = {
 def parse_duration(text: str | int) -> int:
     """Seconds in a GMS duration such as `30s`, `7d` or `6M` (a bare number is seconds)."""
     if isinstance(text, int) and not isinstance(text, bool):
-        if text <= 0:
-            raise ValueError("must be positive")
-        return text
-    match = _DURATION.match(str(text))
-    if match is None or int(match.group(1)) <= 0:
-        raise ValueError(f"{text!r} is not a duration such as 30s, 10m, 12h, 7d, 2w, 6M or 5y")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        seconds = text
+    else:
+        match = _DURATION.match(str(text))
+        if match is None:
+            raise ValueError(f"{text!r} is not a duration such as 30s, 10m, 12h, 7d, 2w, 6M or 5y")
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    if seconds > MAX_TTL_SECONDS:
+        raise ValueError(f"must be at most {MAX_TTL_SECONDS} seconds (100 years)")
+    return seconds
 
 
 class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -98,12 +110,22 @@ class ContextServicesOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=
     default_ttl: str = "7d"
 
     def __post_init__(self) -> None:
-        parse_duration(self.default_ttl)
+        try:
+            parse_duration(self.default_ttl)
+        except ValueError as exc:
+            raise ValueError(f"`default_ttl`: {exc}") from None
 
     @property
     def default_ttl_seconds(self) -> int:
         """The default conversation lifetime in seconds."""
         return parse_duration(self.default_ttl)
+
+
+class AuthOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """HTTP Basic authentication: where the credentials are (never in this file), what /metrics needs."""
+
+    file: str | None = None  # a credentials file (`app.auth`); GMSD_AUTH_FILE wins over it
+    metrics: Literal["open", "protected"] = "open"
 
 
 class ServiceConfig(msgspec.Struct, frozen=True):
@@ -128,6 +150,7 @@ class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True):
     redis: RedisOptions = msgspec.field(default_factory=RedisOptions)
     orchestration: OrchestrationOptions = msgspec.field(default_factory=OrchestrationOptions)
     context_services: ContextServicesOptions = msgspec.field(default_factory=ContextServicesOptions)
+    auth: AuthOptions = msgspec.field(default_factory=AuthOptions)
     services: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
@@ -140,6 +163,7 @@ class Config(msgspec.Struct, frozen=True):
     orchestration: OrchestrationOptions
     context_services: ContextServicesOptions
     services: dict[str, ServiceConfig]
+    auth: AuthOptions = AuthOptions()
 
 
 SAMPLE_CONFIG = """\
@@ -171,8 +195,9 @@ def _service(name: str, table: dict[str, Any], source: str) -> ServiceConfig:
         )
     if known.type == "ors" and not known.service.startswith(("http://", "https://")):
         raise ConfigError(f"{where}._service: an ors service needs an http(s) URL, not {known.service!r}")
-    if known.ttl <= 0:
-        raise ConfigError(f"{where}._ttl: must be a positive number of seconds, not {known.ttl}")
+    if not 0 < known.ttl <= MAX_TTL_SECONDS:
+        raise ConfigError(f"{where}._ttl: must be a positive number of seconds up to {MAX_TTL_SECONDS}, "
+                          f"not {known.ttl}")
     overrides: dict[str, str] = {}
     for key, value in table.items():
         if key in ("_type", "_service", "_ttl"):
@@ -212,7 +237,7 @@ def parse_config(text: str, source: str) -> Config:
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     services = {name: _service(name, table, source) for name, table in raw.services.items()}
-    return Config(source, raw.limits, raw.redis, raw.orchestration, raw.context_services, services)
+    return Config(source, raw.limits, raw.redis, raw.orchestration, raw.context_services, services, raw.auth)
 
 
 def load_config(path: str | None) -> Config:

@@ -14,8 +14,9 @@ conversation.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from msgspec import Raw
 
@@ -77,6 +78,12 @@ class ContextServicesBase:
         self.limits = config.limits
         self.default_ttl_ms = config.context_services.default_ttl_seconds * 1000
 
+    def in_space(self, space: str) -> Self:
+        """These operations on a tenant's keyspace (`app.keys.cs_space`); a shallow copy."""
+        other = copy.copy(self)
+        other.store = self.store.in_space(space)
+        return other
+
     # --- input -------------------------------------------------------------------------------
 
     def check_service_id(self, service_id: str) -> int:
@@ -93,34 +100,38 @@ class ContextServicesBase:
         return text
 
     @staticmethod
-    def timestamp(text: str | None, now: int) -> int:
+    def timestamp(text: str | None, now: int, name: str = "timestamp") -> int:
         """An event's time in ms: as given (ISO 8601), else the server's time."""
         if text is None:
             return now
         try:
             return parse_timestamp(text)
         except ValueError:
-            raise BadRequest(f"`timestamp` {text[:40]!r} is not an ISO 8601 timestamp") from None
+            raise BadRequest(f"`{name}` {text[:40]!r} is not an ISO 8601 timestamp (years 1 to 9999)") from None
 
     @staticmethod
     def expiry(ttl: int | str | None, expiration_time: str | None, now: int) -> int | None:
-        """A new expiry (ms) from `ttl` (seconds or GMS units; wins) or `expiration_time`; None if neither."""
-        if ttl is not None:
-            try:
-                seconds = parse_duration(ttl)
-            except ValueError:
-                raise BadRequest(f"`ttl` {ttl!r} is not a positive number of seconds or a duration "
-                                 "such as 30s, 10m, 12h, 7d, 2w, 6M or 5y") from None
-            return now + seconds * 1000
+        """A new expiry (ms) from `ttl` (seconds or GMS units; wins) or `expiration_time`; None if neither.
+
+        A malformed `expiration_time` is a 400 even when `ttl` wins over it.
+        """
+        at = None
         if expiration_time is not None:
             try:
                 at = parse_timestamp(expiration_time)
             except ValueError:
-                raise BadRequest(f"`expiration_time` {expiration_time[:40]!r} is not ISO 8601") from None
-            if at <= now:
-                raise BadRequest("`expiration_time` must be in the future")
-            return at
-        return None
+                raise BadRequest(f"`expiration_time` {expiration_time[:40]!r} is not ISO 8601 "
+                                 "(years 1 to 9999)") from None
+        if ttl is not None:
+            try:
+                seconds = parse_duration(ttl)
+            except ValueError as exc:
+                raise BadRequest(f"`ttl` {ttl!r}: {exc}; give seconds or a duration such as 30s, 10m, 12h, "
+                                 "7d, 2w, 6M or 5y") from None
+            return now + seconds * 1000
+        if at is not None and at <= now:
+            raise BadRequest("`expiration_time` must be in the future")
+        return at
 
     def attached(self, raws: dict[str, Raw], event: EventFields) -> Fields:
         return attached_fields(attached_data(raws, event, self.limits.fields, self.limits.key_bytes))
@@ -276,6 +287,11 @@ class ContextServices(ContextServicesBase):
         """Associate a service with a customer; the body may update start event fields and attached data."""
         partition = self.check_service_id(service_id)
         self.owner_text(customer_id, "customer_id")
+        # `timestamp` and `expiration_time` are ignored here, but a malformed one is still a 400.
+        for name in ("timestamp", "expiration_time"):
+            text = getattr(event, name)
+            if text is not None:
+                self.timestamp(text, 0, name)
         target = cs_partition(customer_id)
         fields = [*event_fields(b"s:", raws, event), *self.attached(raws, event)]
         reply = self.check(await self.store.associate(

@@ -9,21 +9,34 @@ Resources are encoded from Structs; attached data is spliced in as top-level key
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
-from msgspec import Raw
+from msgspec import Meta, Raw
 
+from app.config import DURATION_PATTERN, MAX_TTL_SECONDS
 from app.exceptions import BadRequest
 
 # `*_type`, media_type, application_type, resource_type, disposition: a number or a string.
 Typed = int | float | str
+# An instant as clients send it (checked by `app.timestamps.parse_timestamp`).
+Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
+# A new expiry: seconds, or a GMS duration such as `7d` (checked when decoded, and in the document).
+Ttl = Annotated[int, Meta(gt=0, le=MAX_TTL_SECONDS)] | Annotated[str, Meta(pattern=DURATION_PATTERN)]
+# A service needs an owner: the document says so (the domain checks it, with a clearer message).
+NEEDS_OWNER = {"anyOf": [{"required": [name], "properties": {name: {"type": "string"}}}
+                         for name in ("customer_id", "contact_key")]}
+
+
+def described_as(name: str) -> Meta:
+    """For the OpenAPI document: a value kept as raw JSON is the Struct `name` of this module."""
+    return Meta(extra_json_schema={"$ref": f"#/components/schemas/{name}"})
 
 
 class EventFields(msgspec.Struct, forbid_unknown_fields=False):
     """Fields every start, end and transition event may carry."""
 
-    timestamp: str | None = None
+    timestamp: Timestamp | None = None
     interaction_id: str | None = None
     session_id: str | None = None
     media_type: Typed | None = None
@@ -32,8 +45,8 @@ class EventFields(msgspec.Struct, forbid_unknown_fields=False):
     resource_type: Typed | None = None
     resource_id: int | str | None = None
     # The conversation's new expiry: seconds or a GMS duration (`7d`), or an ISO 8601 instant.
-    ttl: int | str | None = None
-    expiration_time: str | None = None
+    ttl: Ttl | None = None
+    expiration_time: Timestamp | None = None
 
 
 # The event fields stored (as sent) in the `started` / `completed` objects of a resource.
@@ -48,6 +61,10 @@ class ServiceStartEvent(EventFields):
     contact_key: str | None = None
     service_type: Typed | None = None
     est_duration: int | None = None
+
+
+# What the document says a start needs (associate reads the same Struct without that need).
+OwnedServiceStartEvent = Annotated[ServiceStartEvent, Meta(extra_json_schema=NEEDS_OWNER)]
 
 
 class StateStartEvent(EventFields):
@@ -97,17 +114,19 @@ class TransitionEvent(EventFields, kw_only=True):
 class ExpirationUpdate(msgspec.Struct, forbid_unknown_fields=False):
     """Body of PUT /services/{id}: `ttl` (seconds or GMS duration) wins over `expiration_time`."""
 
-    ttl: int | str | None = None
-    expiration_time: str | None = None
+    ttl: Ttl | None = None
+    expiration_time: Timestamp | None = None
 
 
 class CompositeElement(msgspec.Struct, forbid_unknown_fields=False):
     """One element of `services` in a composite start; the events are decoded on their own."""
 
-    service: Raw
-    state: Raw
-    task: Raw = msgspec.field(default_factory=Raw)  # empty (absent) or `null`: no task
-    associate_state_task: bool | str = False
+    service: Annotated[Raw, Meta(extra_json_schema={"$ref": "#/components/schemas/ServiceStartEvent",
+                                                    **NEEDS_OWNER})]
+    state: Annotated[Raw, described_as("StateStartEvent")]
+    # empty (absent) or `null`: no task
+    task: Annotated[Raw, described_as("TaskStartEvent")] = msgspec.field(default_factory=Raw)
+    associate_state_task: bool | Annotated[str, Meta(pattern="^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$")] = False
 
     @property
     def has_task(self) -> bool:
@@ -171,58 +190,66 @@ def compact(raw: Raw | bytes) -> bytes:
 
 # --- resources answered ----------------------------------------------------------------------
 
-Event = dict[str, Any]  # {"timestamp": "…", other event fields as Raw JSON}
+# {"timestamp": "…", other event fields as Raw JSON}
+Event = Annotated[dict[str, Any], Meta(extra_json_schema={
+    "required": ["timestamp"], "properties": {"timestamp": {"type": "string", "format": "date-time"}}})]
+# Values kept as the JSON the client sent, with what the start events let them be.
+TypedJson = Annotated[Raw, Meta(extra_json_schema={"anyOf": [{"type": "number"}, {"type": "string"}]})]
+IntegerJson = Annotated[Raw, Meta(extra_json_schema={"type": "integer"})]
+StringJson = Annotated[Raw, Meta(extra_json_schema={"type": "string"})]
+StateJson = Annotated[Raw, described_as("State")]
+TaskJson = Annotated[Raw, described_as("Task")]
 
 
 class Task(msgspec.Struct, omit_defaults=True):
     """A task resource (attached data is spliced in by `render`)."""
 
     task_id: int
-    task_type: Raw | None = None
+    task_type: TypedJson | None = None
     state_id: int | None = None
     service_id: str | None = None
     started: Event | None = None
     completed: Event | None = None
-    est_duration: Raw | None = None
+    est_duration: IntegerJson | None = None
     duration: int | None = None
-    disposition: Raw | None = None
-    disposition_desc: Raw | None = None
+    disposition: TypedJson | None = None
+    disposition_desc: StringJson | None = None
 
 
 class State(msgspec.Struct, omit_defaults=True):
     """A state resource, with its tasks when asked for."""
 
     state_id: int
-    state_type: Raw | None = None
+    state_type: TypedJson | None = None
     service_id: str | None = None
     previous_state_id: int | None = None
     started: Event | None = None
     completed: Event | None = None
-    est_duration: Raw | None = None
+    est_duration: IntegerJson | None = None
     duration: int | None = None
-    disposition: Raw | None = None
-    disposition_desc: Raw | None = None
-    active_tasks: list[Raw] | None = None
-    completed_tasks: list[Raw] | None = None
+    disposition: TypedJson | None = None
+    disposition_desc: StringJson | None = None
+    active_tasks: list[TaskJson] | None = None
+    completed_tasks: list[TaskJson] | None = None
 
 
 class Service(msgspec.Struct, omit_defaults=True):
     """A service resource, with its states and tasks when asked for."""
 
     service_id: str
-    service_type: Raw | None = None
+    service_type: TypedJson | None = None
     customer_id: str | None = None
     contact_key: str | None = None
     started: Event | None = None
     completed: Event | None = None
-    est_duration: Raw | None = None
+    est_duration: IntegerJson | None = None
     duration: int | None = None
-    disposition: Raw | None = None
-    disposition_desc: Raw | None = None
-    active_states: list[Raw] | None = None
-    completed_states: list[Raw] | None = None
-    active_tasks: list[Raw] | None = None
-    completed_tasks: list[Raw] | None = None
+    disposition: TypedJson | None = None
+    disposition_desc: StringJson | None = None
+    active_states: list[StateJson] | None = None
+    completed_states: list[StateJson] | None = None
+    active_tasks: list[TaskJson] | None = None
+    completed_tasks: list[TaskJson] | None = None
 
 
 class ServiceStarted(msgspec.Struct):

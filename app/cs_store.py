@@ -9,6 +9,7 @@ answers or typed errors.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,9 +91,22 @@ def _flags(states: bool, tasks: bool) -> tuple[int, int]:
 class CsStore:
     """Context Services conversations and indexes in Redis."""
 
-    def __init__(self, pipeline: CommandQueue) -> None:
+    def __init__(self, pipeline: CommandQueue, space: str = "") -> None:
         self.redis = pipeline
         self.scripts = CsScripts.register(pipeline.client)
+        self.space = space  # the tenant's key prefix (`app.keys.cs_space`); "" for the default tenant
+
+    def in_space(self, space: str) -> CsStore:
+        """This store on another tenant's keyspace (same client and scripts)."""
+        store = copy.copy(self)
+        store.space = space
+        return store
+
+    def _conversation(self, service_id: str, partition: int) -> tuple[str, str, str]:
+        return cs_conversation(service_id, partition, self.space)
+
+    def _index(self, partition: int) -> tuple[str, str]:
+        return cs_index(partition, self.space)
 
     async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         return await self.redis.run_script(script, keys, args)
@@ -101,38 +115,37 @@ class CsStore:
         """Many EVALSHAs in one batch (each atomic by itself)."""
         return await self.redis.run_scripts(script, calls)
 
-    @staticmethod
-    def _keys(service_id: str) -> tuple[str, str, str]:
+    def _keys(self, service_id: str) -> tuple[str, str, str]:
         partition = cs_service_partition(service_id)
         assert partition is not None, "the domain checks service ids"
-        return cs_conversation(service_id, partition)
+        return self._conversation(service_id, partition)
 
     def _keys_and_index(self, service_id: str) -> list[str]:
         partition = cs_service_partition(service_id)
         assert partition is not None, "the domain checks service ids"
-        return [*cs_conversation(service_id, partition), *cs_index(partition)]
+        return [*self._conversation(service_id, partition), *self._index(partition)]
 
     # --- services ----------------------------------------------------------------------------
 
     async def start_service(self, service_id: str, partition: int, expire_at: int, customer_member: bytes,
                             match_member: bytes, t0: int, fields: Fields) -> None:
-        svc = cs_conversation(service_id, partition)[0]
-        await self._eval(self.scripts.cs_service_start, [svc, *cs_index(partition)],
+        svc = self._conversation(service_id, partition)[0]
+        await self._eval(self.scripts.cs_service_start, [svc, *self._index(partition)],
                          [now_millis(), expire_at, customer_member, match_member, t0, *_counted(fields)])
 
     async def match_candidate(self, partition: int, prefix: bytes) -> bytes | None:
         """The first index member under a match prefix (to be checked by the script using it)."""
         found: list[bytes] = await self.redis.execute(
-            "ZRANGEBYLEX", cs_index(partition)[0], b"[" + prefix, b"[" + prefix + b"\xff", "LIMIT", 0, 1)
+            "ZRANGEBYLEX", self._index(partition)[0], b"[" + prefix, b"[" + prefix + b"\xff", "LIMIT", 0, 1)
         return found[0] if found else None
 
     async def composite_start(self, partition: int, new_id: str, candidate: bytes, candidate_id: str | None,
                               service: tuple[int, bytes, bytes, int, Fields], prefix: bytes,
                               state: ItemSpec, task: ItemSpec | None, attach: bool) -> Reply:
         expire_at, customer_member, match_member, t0, fields = service
-        keys = [*cs_index(partition), *cs_conversation(new_id, partition)]
+        keys = [*self._index(partition), *self._conversation(new_id, partition)]
         if candidate_id is not None:
-            keys += cs_conversation(candidate_id, partition)
+            keys += self._conversation(candidate_id, partition)
         args = [now_millis(), prefix, candidate, expire_at, customer_member, match_member, t0,
                 *_counted(fields), *_items_args(state, task, attach)]
         reply: Reply = await self._eval(self.scripts.cs_composite_start, keys, args)
@@ -170,7 +183,7 @@ class CsStore:
                         remote_partition: int | None, fields: Fields) -> Reply:
         partition = cs_service_partition(service_id)
         assert partition is not None
-        keys = [cs_conversation(service_id, partition)[0], *cs_index(partition)]
+        keys = [self._conversation(service_id, partition)[0], *self._index(partition)]
         args = [now_millis(), service_id, member_prefix, owner_part, customer_id,
                 "" if remote_partition is None else remote_partition, *_counted(fields)]
         reply: Reply = await self._eval(self.scripts.cs_service_associate, keys, args)
@@ -229,18 +242,18 @@ class CsStore:
 
     async def index_read(self, partition: int, prefix: bytes, also_trim: bytes = b"") -> list[bytes]:
         """The live members under `prefix`; expired ones are dropped on the way, under `also_trim` too."""
-        members: list[bytes] = await self._eval(self.scripts.cs_index_read, cs_index(partition),
+        members: list[bytes] = await self._eval(self.scripts.cs_index_read, self._index(partition),
                                                 [now_millis(), prefix, also_trim])
         return members
 
     async def index_link(self, partition: int, expire_at: int, members: list[bytes]) -> None:
         """Add (or raise the expiry of) entries for a service of another partition."""
-        await self._eval(self.scripts.cs_index_link, cs_index(partition), [now_millis(), expire_at, *members])
+        await self._eval(self.scripts.cs_index_link, self._index(partition), [now_millis(), expire_at, *members])
 
     async def index_drop(self, partition: int, members: list[bytes]) -> None:
         """Drop entries that can never be valid again."""
         if members:
-            await self._eval(self.scripts.cs_index_drop, cs_index(partition), members)
+            await self._eval(self.scripts.cs_index_drop, self._index(partition), members)
 
 
 def _conversation(reply: Reply) -> Conversation | None:

@@ -44,6 +44,16 @@ class BadRequest(GmsdError):
     cs_exception = _CS + "InvalidParameterException"
 
 
+class Unauthorized(GmsdError):
+    """The request lacks the credentials its route needs, or they are wrong (the answer says neither)."""
+
+    status = 401
+    cs_exception = _CS + "AuthenticationException"
+
+    def __init__(self, message: str = "authentication required") -> None:
+        super().__init__(message)
+
+
 class Conflict(GmsdError):
     """The resource is not in a state that allows the operation (e.g. ended twice)."""
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from app import metrics
-from app.config import Config, ServiceConfig
+from app.config import MAX_TTL_SECONDS, Config, ServiceConfig
 from app.exceptions import BadRequest, NotFound, PayloadTooLarge
 from app.keys import is_service_id
 from app.timestamps import now_millis
@@ -228,8 +228,8 @@ class ServiceApi:
         """Give the service and all its storage a new expiry: `ttl` seconds, else `expire_at` ms."""
         self._check_id(service_id)
         if ttl is not None:
-            if ttl <= 0:
-                raise BadRequest("`ttl` must be a positive number of seconds")
+            if not 0 < ttl <= MAX_TTL_SECONDS:
+                raise BadRequest(f"`ttl` must be a positive number of seconds, at most {MAX_TTL_SECONDS}")
             found = await self.store.expire_in(service_id, ttl)
         elif expire_at is not None:
             if expire_at <= now_millis():

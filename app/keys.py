@@ -68,24 +68,44 @@ def cs_service_partition(service_id: str) -> int | None:
     return partition if partition < CS_PARTITIONS else None
 
 
-def _cs_tag(partition: int) -> str:
-    return "cs:{cs:" + str(partition) + "}:"
+# Tenants (the `ContactCenterId` header): each has a keyspace of its own, `cs:t:<tenant>:{cs:<p>}:…`;
+# the default tenant (no header) keeps `cs:{cs:<p>}:…`. A tenant id is letters, digits, `.`, `_`
+# and `-` only, so it holds no `{` (the first `{…}` of a key is its hash tag: the slot stays that of
+# the partition, never the client's choice) and no `:` (one tenant's prefix is never another's).
+_TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-def cs_conversation(service_id: str, partition: int) -> tuple[str, str, str]:
+def cs_space(tenant: str | None) -> str:
+    """The key prefix of a tenant's Context Services keyspace (`""` for the default tenant).
+
+    Raises ValueError for a tenant id that is not 1 to 64 letters, digits, `.`, `_` or `-`.
+    """
+    if tenant is None:
+        return ""
+    if _TENANT.fullmatch(tenant) is None:
+        raise ValueError("a ContactCenterId is 1 to 64 letters, digits, `.`, `_` or `-`")
+    return "t:" + tenant + ":"
+
+
+def _cs_tag(partition: int, space: str = "") -> str:
+    return "cs:" + space + "{cs:" + str(partition) + "}:"
+
+
+def cs_conversation(service_id: str, partition: int, space: str = "") -> tuple[str, str, str]:
     """The keys of one conversation: (service hash, states hash, tasks hash); one PEXPIREAT.
 
     - `cs:{cs:p}:svc:<id>`    fields of the service (see docs/keys.md)
     - `cs:{cs:p}:states:<id>` `<state id>:<field>` for every state, plus `active`
     - `cs:{cs:p}:tasks:<id>`  `<task id>:<field>` for every task, plus `active`
+    A tenant's keys carry its `space` (`cs_space`) before the tag.
     """
-    tag = _cs_tag(partition)
+    tag = _cs_tag(partition, space)
     return tag + "svc:" + service_id, tag + "states:" + service_id, tag + "tasks:" + service_id
 
 
-def cs_index(partition: int) -> tuple[str, str]:
+def cs_index(partition: int, space: str = "") -> tuple[str, str]:
     """The index of one partition: (members ordered by name, score 0; same members by expiry ms)."""
-    tag = _cs_tag(partition)
+    tag = _cs_tag(partition, space)
     return tag + "ix", tag + "ixexp"
 
 

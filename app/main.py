@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 import redis.asyncio as redis
 from redis.exceptions import RedisClusterException
 from starlette.applications import Starlette
@@ -19,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from app import cs_routes, gms_routes, lifecycle, metrics, ops_routes
+from app import __version__, cs_item_routes, cs_routes, gms_routes, lifecycle, metrics, ops_routes
+from app.auth import Authenticator
 from app.concurrency import ConcurrencyLimit
 from app.cs import ContextServices
 from app.cs_items import ConversationItems
@@ -28,10 +30,13 @@ from app.exceptions import GmsdError, StorageUnavailable
 from app.gms import ServiceApi
 from app.gms_store import GmsStore
 from app.middleware import RequestObserver
+from app.openapi import build_document
 from app.orchestration import HttpOrchestrator
 from app.responses import error_response
 from app.settings import Settings
 from app.store import UNAVAILABLE_ERRORS, command_queue, connect, is_unavailable
+
+_encode = msgspec.json.Encoder().encode
 
 log = logging.getLogger("gmsd")
 
@@ -62,7 +67,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
     error = GmsdError(message)
     error.status = exc.status_code
-    return error_response(error, request.url.path)
+    # A 405 carries `Allow` (app.resources): RFC 9110 requires it.
+    return error_response(error, request.url.path, exc.headers)
 
 
 class _Gmsd(Starlette):
@@ -120,14 +126,23 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         RedisClusterException: _redis_error,
     }
     handlers.update(dict.fromkeys(UNAVAILABLE_ERRORS, _unavailable))
-    return _Gmsd(
-        routes=[*ops_routes.routes, *gms_routes.routes, *cs_routes.routes],
+    routes = [*ops_routes.routes, *gms_routes.routes, *cs_routes.routes, *cs_item_routes.routes]
+    guard = None
+    if settings.credentials is not None:
+        guard = Authenticator(settings.credentials, settings.config.auth.metrics == "protected")
+        routes = [route.guarded(guard) if guard.protects(route.path) else route for route in routes]
+    app = _Gmsd(
+        routes=routes,
         exception_handlers=handlers,
         # Inside the observer (app._Gmsd puts it outermost): refused requests are timed, counted
         # and logged like any other.
         middleware=[Middleware(ConcurrencyLimit, limit=settings.config.limits.max_concurrent_requests)],
         lifespan=lifespan,
     )
+    # Built once: a route without a description stops the start, and requests only copy bytes.
+    app.state.openapi = _encode(build_document(routes, title="gmsd", version=__version__,
+                                               protected=None if guard is None else guard.protects))
+    return app
 
 
 def app_from_environment() -> Starlette:

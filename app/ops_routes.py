@@ -1,4 +1,5 @@
-"""Operations endpoints: liveness, readiness (naming the dependency that fails) and metrics."""
+"""Operations endpoints: liveness, readiness (naming the dependency that fails), metrics, and
+the OpenAPI document (built once at start-up by `app.main`)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,32 @@ import asyncio
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from app import lifecycle, metrics
-from app.responses import json_response
+from app.openapi import JSON, Answer, Api
+from app.resources import Resource
+from app.responses import GmsErrorBody, json_response
 
 READINESS_TIMEOUT = 1.0  # seconds: a probe must answer well within Kubernetes' own timeout
+OPENAPI_PATH = "/openapi.json"
+
+OPS = Api("Operations", GmsErrorBody, {})
+_STATUS = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+_CHECKS = _STATUS | {
+    "properties": {"status": {"type": "string"}, "message": {"type": "string"},
+                   "checks": {"type": "object", "additionalProperties": {"type": "string"}}},
+}
 
 
+@OPS.operation("Liveness: the process answers", answers={200: Answer("alive", {JSON: _STATUS})})
 async def healthz(request: Request) -> Response:
     """GET /healthz: the process is alive; never touches Redis (a Redis outage must not restart pods)."""
     return json_response({"status": "ok"})
 
 
+@OPS.operation("Readiness: this process takes traffic and Redis answers",
+               answers={200: Answer("ready", {JSON: _CHECKS}),
+                        503: Answer("not ready: the failing checks", {JSON: _CHECKS})})
 async def readyz(request: Request) -> Response:
     """GET /readyz: 200 when this process takes traffic and Redis answers PING; else 503.
 
@@ -44,13 +58,23 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ready", "checks": {"redis": "ok"}})
 
 
+@OPS.operation("Prometheus metrics",
+               answers={200: Answer("text exposition format", {"text/plain": {"type": "string"}})})
 async def metrics_endpoint(request: Request) -> Response:
     """GET /metrics: Prometheus text format (every worker's metrics added up)."""
     return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
 
+@OPS.operation("This document", answers={200: Answer("OpenAPI 3.1", {JSON: {"type": "object"}})})
+async def openapi_document(request: Request) -> Response:
+    """GET /openapi.json: the OpenAPI document, encoded once at start-up."""
+    document: bytes = request.app.state.openapi
+    return Response(document, media_type="application/json")
+
+
 routes = [
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics_endpoint, methods=["GET"]),
+    Resource("/healthz", {"GET": healthz}),
+    Resource("/readyz", {"GET": readyz}),
+    Resource("/metrics", {"GET": metrics_endpoint}),
+    Resource(OPENAPI_PATH, {"GET": openapi_document}),
 ]

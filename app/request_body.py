@@ -161,7 +161,7 @@ class _MultipartCollector:
             self.part.filename = _utf8(options[b"filename"], "a file name")
             content_type = self.part.headers.get(b"content-type", b"").strip()
             if content_type:
-                self.part.content_type = _utf8(content_type, "a part's Content-Type")
+                self.part.content_type = _media_type(content_type)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self.part
@@ -175,6 +175,14 @@ class _MultipartCollector:
             self.parts.append((part.name, _utf8(bytes(part.data), f"the value of {part.name!r}")))
         else:
             self.parts.append((part.name, StoredFile(bytes(part.data), part.content_type, part.filename)))
+
+
+def _media_type(raw: bytes) -> str:
+    # Served back as the Content-Type header: only what a header value can carry as is
+    # (printable ASCII; anything else was a 500 when the file was read back).
+    if not raw.isascii() or not raw.decode("ascii").isprintable():
+        raise BadRequest("malformed multipart body: a part's Content-Type must be printable ASCII")
+    return raw.decode("ascii")
 
 
 def _utf8(raw: bytes, what: str) -> str:

@@ -15,6 +15,19 @@ _encode = msgspec.json.Encoder().encode
 CS_PREFIX = "/genesys/1/cs"
 
 
+class GmsErrorBody(msgspec.Struct):
+    """The body of every error on the GMS side (and of the operations endpoints)."""
+
+    message: str
+
+
+class CsErrorBody(msgspec.Struct):
+    """The body of every error on the Context Services side: `exception` names its class."""
+
+    message: str
+    exception: str
+
+
 def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """A response whose body is `content` as JSON."""
     return Response(_encode(content), status, headers, media_type="application/json")
@@ -25,10 +38,16 @@ def empty_response(status: int = 204, headers: Mapping[str, str] | None = None) 
     return Response(None, status, headers)
 
 
-def error_response(error: GmsdError, path: str) -> Response:
+def is_cs_path(path: str) -> bool:
+    """True for `/genesys/1/cs` and the paths below it (the Context Services side)."""
+    return path.startswith(CS_PREFIX) and (len(path) == len(CS_PREFIX) or path[len(CS_PREFIX)] == "/")
+
+
+def error_response(error: GmsdError, path: str, headers: Mapping[str, str] | None = None) -> Response:
     """The contract's error body for `error`: GMS side `{message}`, CS side adds `exception`."""
-    headers = error.headers or None
-    if path.startswith(CS_PREFIX) and (len(path) == len(CS_PREFIX) or path[len(CS_PREFIX)] == "/"):
+    if error.headers:
+        headers = {**error.headers, **(headers or {})}
+    if is_cs_path(path):
         status = error.cs_status or error.status
-        return json_response({"message": error.message, "exception": error.cs_exception}, status, headers)
-    return json_response({"message": error.message}, error.status, headers)
+        return json_response(CsErrorBody(error.message, error.cs_exception), status, headers)
+    return json_response(GmsErrorBody(error.message), error.status, headers)

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from app.auth import Credentials, load_credentials
 from app.config import Config, load_config
 
 REDIS_URL = "GMSD_REDIS_URL"
@@ -21,12 +22,16 @@ class Settings:
     redis_url: str | None
     config: Config
     shutdown_delay: float = 0.0  # seconds between SIGTERM (readiness 503) and uvicorn's shutdown
+    credentials: Credentials | None = None  # None: authentication is off
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        """Settings from `GMSD_REDIS_URL`, `GMSD_CONFIG` and `GMSD_SHUTDOWN_DELAY` (unset or empty: defaults)."""
+        """Settings from `GMSD_REDIS_URL`, `GMSD_CONFIG`, `GMSD_SHUTDOWN_DELAY` and the `GMSD_AUTH_*`
+        variables (unset or empty: defaults)."""
+        config = load_config(environ.get(CONFIG_PATH) or None)
         return cls(
             redis_url=environ.get(REDIS_URL) or None,
-            config=load_config(environ.get(CONFIG_PATH) or None),
+            config=config,
             shutdown_delay=float(environ.get(SHUTDOWN_DELAY) or 0),
+            credentials=load_credentials(config, environ),
         )

@@ -14,14 +14,21 @@ def now_millis() -> EpochMillis:
     return time.time_ns() // 1_000_000
 
 
+# The instants ISO 8601's four-digit years can write: 0001-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z.
+EARLIEST = -62_135_596_800_000
+LATEST = 253_402_300_799_999
+
+
 @lru_cache(maxsize=4096)
 def _second(seconds: int) -> str:
     # Responses repeat the same few seconds (a conversation's events): format each once.
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    # Not strftime("%Y"): glibc writes the year 664 as `664`, which is not ISO 8601.
+    t = time.gmtime(seconds)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
 def format_timestamp(millis: EpochMillis) -> str:
-    """`2026-11-22T06:05:20.157Z` for an epoch-millisecond instant."""
+    """`2026-11-22T06:05:20.157Z` for an epoch-millisecond instant (years always with four digits)."""
     seconds, ms = divmod(millis, 1000)
     return f"{_second(seconds)}.{ms:03d}Z"
 
@@ -29,11 +36,15 @@ def format_timestamp(millis: EpochMillis) -> str:
 def parse_timestamp(text: str) -> EpochMillis:
     """Epoch milliseconds of an ISO 8601 timestamp (`Z`, an offset, or none = UTC).
 
-    Raises ValueError for anything else.
+    Raises ValueError for anything else, and for an instant whose UTC year is not 1 to 9999
+    (`9999-12-31T23:59:59-23:59` is in the year 10000).
     """
     if not isinstance(text, str) or not text or len(text) > 40:
         raise ValueError(f"{text!r} is not an ISO 8601 timestamp")
     value = datetime.fromisoformat(text.replace("z", "Z"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return round(value.timestamp() * 1000)
+    millis = round(value.timestamp() * 1000)
+    if not EARLIEST <= millis <= LATEST:
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 (UTC)")
+    return millis

@@ -28,6 +28,7 @@ import redis.asyncio.cluster
 import redis.cluster
 from starlette.testclient import TestClient
 
+from app.auth import load_credentials
 from app.config import SAMPLE_CONFIG, parse_config
 from app.main import create_app
 from app.settings import Settings
@@ -170,8 +171,11 @@ def make_client(backend: Backend) -> Iterator[AppFactory]:
     """Build a TestClient for the app with an optional TOML configuration text."""
     clients: list[TestClient] = []
 
-    def make(config_text: str = SAMPLE_CONFIG, **kwargs: Any) -> TestClient:
-        settings = Settings(redis_url=backend.url, config=parse_config(config_text, "<test>"))
+    def make(config_text: str = SAMPLE_CONFIG, auth: dict[str, str] | None = None, **kwargs: Any) -> TestClient:
+        """`auth`: GMSD_AUTH_* variables for the credentials (None: authentication off)."""
+        config = parse_config(config_text, "<test>")
+        credentials = None if auth is None else load_credentials(config, auth)
+        settings = Settings(redis_url=backend.url, config=config, credentials=credentials)
         client = TestClient(create_app(settings, backend.make_async()), **kwargs)
         client.__enter__()
         clients.append(client)

@@ -20,11 +20,13 @@ from app.keys import (
     cs_new_service_id,
     cs_partition,
     cs_service_partition,
+    cs_space,
 )
 from tests.conftest import Backend
 from tests.cs_support import CS, get, owner_not_in, post_ok, start_service, start_state, start_task
 
-TAG = re.compile(rb"^cs:\{(cs:\d+)\}:")
+# `cs:{cs:<p>}:…`, or for a tenant `cs:t:<tenant>:{cs:<p>}:…`
+TAG = re.compile(rb"^cs:(?:t:[A-Za-z0-9._-]{1,64}:)?\{(cs:\d+)\}:")
 
 
 def slot_of_partition(key: bytes) -> int:
@@ -59,8 +61,12 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[bytes]]]:
     return recorded
 
 
+@pytest.mark.parametrize("tenant", [None, "acme.eu-1"])
 def test_every_script_call_stays_in_one_slot(client: TestClient, backend: Backend,
-                                             calls: list[tuple[str, list[bytes]]]) -> None:
+                                             calls: list[tuple[str, list[bytes]]], tenant: str | None) -> None:
+    if tenant is not None:  # every request of the scenario in that tenant's keyspace
+        client.headers["ContactCenterId"] = tenant
+    prefix = b"cs:" if tenant is None else f"cs:t:{tenant}:".encode()
     evil, contact = "{evil}x", "a{b}c}{"
     # services of a customer and of a contact key with braces, with states, tasks and extensions
     sid = start_service(client, customer_id=evil, contact_key="k{1}", service_type="{t}")
@@ -92,8 +98,10 @@ def test_every_script_call_stays_in_one_slot(client: TestClient, backend: Backen
     assert [s["service_id"] for s in get(client, f"/customers/{farther}/services")] == [anonymous]
     get(client, f"/services/anonymous/{contact}", active_states="true")
     stale = cs_new_service_id(cs_partition(evil))
-    backend.sync.zadd(cs_index(cs_partition(evil))[0], {b"c\0%7Bevil%7Dx\0" + stale.encode() + b"#0": 0})
-    backend.sync.zadd(cs_index(cs_partition(evil))[1], {b"c\0%7Bevil%7Dx\0" + stale.encode() + b"#0": 2 ** 50})
+    space = cs_space(tenant)
+    backend.sync.zadd(cs_index(cs_partition(evil), space)[0], {b"c\0%7Bevil%7Dx\0" + stale.encode() + b"#0": 0})
+    backend.sync.zadd(cs_index(cs_partition(evil), space)[1],
+                      {b"c\0%7Bevil%7Dx\0" + stale.encode() + b"#0": 2 ** 50})
     assert stale not in [s["service_id"] for s in get(client, f"/customers/{evil}/services")]
     live = list(backend.sync.scan_iter(match="cs:*", count=1000))
     assert len(live) >= 10 and all(backend.sync.pttl(key) > 0 for key in live)  # nothing is kept forever
@@ -106,6 +114,7 @@ def test_every_script_call_stays_in_one_slot(client: TestClient, backend: Backen
     for name, keys in calls:
         assert len({key_slot(k) for k in keys}) == 1, (name, keys)
         assert {slot_of_partition(k) for k in keys} == {key_slot(k) for k in keys}, (name, keys)
+        assert all(k.startswith(prefix) and (tenant is not None or not k.startswith(b"cs:t:")) for k in keys)
     # what is stored: every key carries its partition's tag, whatever the braces in user text
     stored = list(backend.sync.scan_iter(match="cs:*", count=1000))
     assert stored
@@ -122,3 +131,18 @@ def test_partitions_and_ids() -> None:
     svc, states, tasks = cs_conversation(sid, 115)
     assert {key_slot(k.encode()) for k in (svc, states, tasks, *cs_index(115))} == {key_slot(b"cs:115")}
     assert cs_member_service(b"c\0a%00b\0" + sid.encode() + b"#3") == sid
+
+
+def test_a_tenant_id_cannot_choose_a_slot_nor_reach_another_keyspace() -> None:
+    assert cs_space(None) == ""
+    assert cs_space("acme.eu-1_2") == "t:acme.eu-1_2:"
+    for bad in ("", "{x}", "a}b", "a:b", "a b", "é", "a\n", "x" * 65, "a/b", "a*"):
+        with pytest.raises(ValueError):
+            cs_space(bad)
+    sid = cs_new_service_id(115)
+    for space in ("", cs_space("A"), cs_space("x" * 64)):
+        keys = (*cs_conversation(sid, 115, space), *cs_index(115, space))
+        assert {key_slot(k.encode()) for k in keys} == {key_slot(b"cs:115")}  # the partition's slot, always
+    assert not set(cs_conversation(sid, 115, cs_space("A"))) & set(cs_conversation(sid, 115, cs_space("B")))
+    assert not set(cs_conversation(sid, 115)) & set(cs_conversation(sid, 115, cs_space("A")))
+

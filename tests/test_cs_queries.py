@@ -160,6 +160,11 @@ def test_anonymous_list_and_association_between_customers(client: TestClient, ba
     assert ids(get(client, f"/customers/{local}/services/completed")) == [sid]
     assert_error(client.post(f"{CS}/customers/{local}/services/{sid}", content=b"[["), 400,
                  "InvalidParameterException")
+    # fields associate ignores are still checked (fuzzing: an `expiration_time` of garbage was a 200)
+    for name in ("timestamp", "expiration_time"):
+        assert_error(client.post(f"{CS}/customers/{local}/services/{sid}", json={name: "\u00c4q"}), 400,
+                     "InvalidParameterException")
+    post_ok(client, f"/customers/{local}/services/{sid}", {"expiration_time": "2001-01-01T00:00:00Z"}, 200)
 
 
 def test_new_expiry_of_a_service_associated_elsewhere_raises_its_remote_entries(

@@ -84,6 +84,15 @@ def test_timestamps_default_to_server_time_and_are_normalised(client: TestClient
     assert abs(calendar.timegm(time.strptime(started[:19], "%Y-%m-%dT%H:%M:%S")) - before) < 5
     other = start_service(client, contact_key="ck-ts", timestamp="2026-03-04T05:06:07+00:00")
     assert get(client, f"/services/{other}")["started"]["timestamp"] == "2026-03-04T05:06:07.000Z"
+    # Years before 1000 keep four digits (glibc's strftime wrote `664-09-22…`).
+    old = start_service(client, contact_key="ck-ts", timestamp="0664-09-21T23:10:35.65-21:35")
+    assert get(client, f"/services/{old}")["started"]["timestamp"] == "0664-09-22T20:45:35.650Z"
+    # Instants whose UTC year is not 1 to 9999 cannot be written back: refused (one was served as `10000-…`).
+    for outside in ("9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+14:00"):
+        assert_error(client.post(f"{CS}/services/start", json={"contact_key": "ck-ts", "timestamp": outside}), 400,
+                     "InvalidParameterException")
+    assert_error(client.get(f"{CS}/services/anonymous/ck-ts", params={"started_to": "9999-12-31T23:59:59-23:59"}),
+                 400, "InvalidParameterException")
 
 
 def test_start_errors(client: TestClient) -> None:
@@ -190,6 +199,20 @@ def test_put_ttl_and_expiration_time_move_the_whole_conversation(client: TestCli
     assert_error(client.put(f"{CS}/services/{sid}", json={"expiration_time": "2001-01-01T00:00:00Z"}), 400,
                  "InvalidParameterException")
     assert_error(client.put(f"{CS}/services/{sid}", json={"ttl": "soon"}), 400, "InvalidParameterException")
+    # found by fuzzing: past what Redis takes as an expiry (it refused: a 500); 100 years is the most
+    for too_far in (3153600001, "95852312569y", "36501d", " 95337438764294406339134124\n"):
+        assert_error(client.put(f"{CS}/services/{sid}", json={"ttl": too_far}), 400, "InvalidParameterException")
+        assert_error(client.post(f"{CS}/services/start", json={"customer_id": "C-ttl", "ttl": too_far}), 400,
+                     "InvalidParameterException")
+        assert_error(client.post(f"{CS}/services/{sid}/end", json={"ttl": too_far}), 400, "InvalidParameterException")
+    assert client.put(f"{CS}/services/{sid}", json={"ttl": "100y"}).status_code == 200
+    # found by fuzzing: `ttl` wins, but a malformed `expiration_time` beside it is still refused
+    assert_error(client.put(f"{CS}/services/{sid}", json={"ttl": 60, "expiration_time": "soon"}), 400,
+                 "InvalidParameterException")
+    assert_error(client.post(f"{CS}/services/{sid}/states/start", json={"ttl": 60, "expiration_time": "soon"}), 400,
+                 "InvalidParameterException")
+    past = {"ttl": 60, "expiration_time": "2001-01-01T00:00:00Z"}  # well-formed: `ttl` wins
+    assert client.put(f"{CS}/services/{sid}", json=past).status_code == 200
 
 
 def test_default_expiry_comes_from_configuration(make_client: AppFactory, backend: Backend) -> None:
@@ -252,7 +275,14 @@ def test_extensions_filter_selects_attached_data(client: TestClient) -> None:
 def test_unknown_routes_and_methods_answer_json(client: TestClient) -> None:
     assert_error(client.get(f"{CS}/nothing/here"), 404, "ContextServicesException")
     assert_error(client.patch(f"{CS}/services/start"), 405, "ContextServicesException")
-    assert client.get(f"{CS}/customers/C/services/sideways").status_code == 404
+    assert client.patch(f"{CS}/services/start").headers["allow"] == "POST"
+    # the URL of associate (POST): no list named `sideways`
+    sideways = client.get(f"{CS}/customers/C/services/sideways")
+    assert_error(sideways, 405, "ContextServicesException")
+    assert sideways.headers["allow"] == "POST"
+    # one path, several routes (one per method): `Allow` names them all
+    wrong = client.patch(f"{CS}/services/1-{'0' * 8}-0000-0000-0000-{'0' * 12}")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD, PUT, DELETE"
 
 
 def test_unreachable_redis_answers_503_with_an_exception_class() -> None:

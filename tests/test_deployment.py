@@ -8,6 +8,7 @@ ports, users and shutdown timings agree across files.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -146,6 +147,26 @@ def test_redis_url_comes_from_the_secret_and_names_the_demo_redis() -> None:
     url = secret["stringData"][reference["key"]]
     service = resource("Service", "gmsd-redis")
     assert url == f"redis://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/0"
+
+
+def test_authentication_is_on_with_credentials_from_the_secret(make_client: AppFactory) -> None:
+    variables = {e["name"]: e for e in gmsd_container()["env"]}
+    environ = {}
+    for name, key in (("GMSD_AUTH_USERNAME", "username"), ("GMSD_AUTH_PASSWORD", "password")):
+        reference = variables[name]["valueFrom"]["secretKeyRef"]
+        assert reference["key"] == key
+        environ[name] = resource("Secret", reference["name"])["stringData"][key]
+    client = make_client(resource("ConfigMap", "gmsd-config")["data"]["gmsd.toml"], auth=environ)
+    assert client.post("/genesys/1/service/storage").status_code == 401
+    assert client.get("/genesys/1/cs/customers/c/services").status_code == 401
+    token = base64.b64encode(f"{environ['GMSD_AUTH_USERNAME']}:{environ['GMSD_AUTH_PASSWORD']}".encode()).decode()
+    assert client.post("/genesys/1/service/storage", headers={"authorization": f"Basic {token}"}).status_code == 200
+    # the probes and the annotation-based Prometheus scrape need no credentials
+    container = gmsd_container()
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert client.get(container[probe]["httpGet"]["path"]).status_code == 200
+    path = resource("Deployment", "gmsd")["spec"]["template"]["metadata"]["annotations"]["prometheus.io/path"]
+    assert client.get(path).status_code == 200
 
 
 def test_environment_and_command_are_accepted_by_gmsd_serve(monkeypatch: pytest.MonkeyPatch) -> None:

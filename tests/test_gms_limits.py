@@ -146,3 +146,6 @@ def test_unknown_route_and_wrong_method_are_json(gms: TestClient) -> None:
     response = gms.patch(f"{BASE}/s")
     assert response.status_code == 405
     assert response.json() == {"message": "method not allowed"}
+    assert response.headers["allow"] == "POST, PUT, DELETE"
+    response = gms.put(f"{BASE}/s/storage")
+    assert response.status_code == 405 and response.headers["allow"] == "GET, HEAD, POST, DELETE"

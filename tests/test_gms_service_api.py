@@ -8,6 +8,8 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
+from app.config import parse_config
+from app.exceptions import ConfigError
 from app.keys import gms_service
 from tests.conftest import AppFactory, Backend
 
@@ -183,6 +185,26 @@ def test_binary_default_content_type_and_no_filename(gms: TestClient) -> None:
     assert "content-disposition" not in served.headers
 
 
+def test_binary_is_served_with_the_content_type_exactly_as_uploaded(gms: TestClient) -> None:
+    sid = create(gms, files={"t": ("t.txt", b"plain", "text/plain"),
+                             "c": ("c.csv", b"a,b", "text/csv; header=present")})
+    assert gms.get(f"{BASE}/{sid}/storage/binary/t").headers["content-type"] == "text/plain"  # no charset added
+    assert gms.get(f"{BASE}/{sid}/storage/binary/c").headers["content-type"] == "text/csv; header=present"
+
+
+@pytest.mark.parametrize("content_type", ["text/é".encode(), b"text/plain\x01", b"image/\xff"])
+def test_a_content_type_that_cannot_be_served_back_is_refused(gms: TestClient, content_type: bytes) -> None:
+    # It was stored, then reading the file back failed with a 500 (a header cannot carry it).
+    sid = create(gms, data={"k": "v"})
+    body = (b'--b\r\nContent-Disposition: form-data; name="f"; filename="f"\r\nContent-Type: ' + content_type
+            + b"\r\n\r\nDATA\r\n--b--\r\n")
+    response = gms.post(f"{BASE}/{sid}/storage", content=body,
+                        headers={"content-type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 400
+    assert "Content-Type" in response.json()["message"]
+    assert gms.get(f"{BASE}/{sid}/storage/binary/f").status_code == 404
+
+
 def test_binary_of_missing_key_is_404(gms: TestClient) -> None:
     sid = create(gms)
     response = gms.get(f"{BASE}/{sid}/storage/binary/nothing")
@@ -321,6 +343,10 @@ def test_put_ttl_shortens_and_service_expires(gms: TestClient) -> None:
 
 @pytest.mark.parametrize("body,status", [
     (b'{"ttl": "soon"}', 400), (b'{"ttl": 0}', 400), (b"{}", 400),
+    # found by fuzzing: past what Redis takes as an expiry (it refused: a 500)
+    (b'{"ttl": 4611686018427387905}', 400), (b'{"ttl": 3153600001}', 400),
+    # found by fuzzing: `ttl` wins, but a malformed `expiration_time` is still refused
+    (b'{"ttl": 100, "expiration_time": "yesterday"}', 400),
     (b'{"expiration_time": "yesterday"}', 400), (b'{"expiration_time": "2001-01-01T00:00:00Z"}', 400),
     (b"{oops", 500),
 ])
@@ -336,3 +362,24 @@ def test_put_on_unknown_service_is_404(gms: TestClient, backend: Backend) -> Non
     response = gms.put(f"{BASE}/6f1c2a57-0a53-4c55-a0a3-5d8b5d3f3d3e", json={"ttl": 10})
     assert response.status_code == 404
     assert backend.sync.dbsize() == 0
+
+
+@pytest.mark.parametrize("text, key", [
+    ("[services.s]\n_ttl = 3153600001\n", "services.s._ttl"),
+    ('[context_services]\ndefault_ttl = "101y"\n', "default_ttl"),
+])
+def test_configured_lifetimes_are_at_most_100_years(text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        parse_config(text, "<test>")
+    assert parse_config(text.replace("3153600001", "3153600000").replace("101y", "100y"), "<test>")
+
+
+def test_a_key_ending_or_containing_a_newline_is_that_key(gms: TestClient) -> None:
+    # Found by the storage property test: `…/storage/abc%0A` read, and DELETE deleted, the key `abc`
+    # (Starlette's `$` matches before a final newline), and `a%0Ab` matched no route.
+    sid = create(gms, json={"abc": "plain", "abc\n": "with newline", "a\nb": "inner"})
+    assert gms.get(f"{BASE}/{sid}/storage/abc%0A").json() == {"abc\n": "with newline"}
+    assert gms.get(f"{BASE}/{sid}/storage/a%0Ab").json() == {"a\nb": "inner"}
+    assert gms.delete(f"{BASE}/{sid}/storage/abc%0A").status_code == 200
+    assert storage(gms, sid) == {"abc": "plain", "a\nb": "inner"}
+    assert gms.get(f"{BASE}/{sid}%0A/storage").status_code == 404

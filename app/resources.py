@@ -1,0 +1,68 @@
+"""Routing by resource: one path template, one handler per HTTP method.
+
+Starlette's router lets a request whose path fits a route but whose method does not fall through
+to a later route that also fits (`GET /services/start` would reach `GET /services/{id}` with the
+id `start`). gmsd routes as OpenAPI describes paths instead: the first template the path fits
+(concrete templates are listed before templated ones) is *the* resource, and a method it does
+not serve is a 405 whose `Allow` names exactly the methods it does. So the routing, the `Allow`
+header and the OpenAPI document agree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.routing import Match, Route, request_response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+Handler = Callable[..., Any]
+# Run before the handler with the request and the path template: None to go on, or the answer.
+Guard = Callable[[Scope, str], Awaitable[Response | None]]
+_ORDER = ("GET", "HEAD", "POST", "PUT", "DELETE")
+
+
+class Resource(Route):
+    """A path template with its handlers by method (HEAD is served by the GET handler)."""
+
+    def __init__(self, path: str, handlers: Mapping[str, Handler], guard: Guard | None = None) -> None:
+        if not handlers:
+            raise ValueError(f"{path}: a resource needs at least one method")
+        self.handlers = dict(handlers)
+        self.guard = guard
+        super().__init__(path, next(iter(handlers.values())), methods=list(handlers))
+        # Starlette ends the pattern with `$`, which also matches before a final newline, and its
+        # `{key:path}` is `.*`, which stops at one: `…/storage/abc%0A` read (and DELETE deleted)
+        # the key `abc`. The whole path must match, newlines and all.
+        pattern = self.path_regex.pattern
+        assert pattern.endswith("$")
+        self.path_regex = re.compile(pattern[:-1] + r"\Z", re.DOTALL)
+        self._apps: dict[str, ASGIApp] = {method: request_response(handler) for method, handler in handlers.items()}
+        if "GET" in self._apps:
+            self._apps["HEAD"] = self._apps["GET"]
+        methods = self.methods or set()
+        self.allow = ", ".join(sorted(methods, key=lambda m: (_ORDER.index(m) if m in _ORDER else len(_ORDER), m)))
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """The path alone decides: a method this resource lacks is still this resource's (405)."""
+        match, child_scope = super().matches(scope)
+        return (Match.FULL if match is Match.PARTIAL else match), child_scope
+
+    def guarded(self, guard: Guard) -> Resource:
+        """This resource with `guard` in front of every method (a copy: routes are shared)."""
+        return Resource(self.path, self.handlers, guard)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the guard, then the handler of the request's method (or answer 405 with `Allow`)."""
+        if self.guard is not None:
+            refusal = await self.guard(scope, self.path)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        app = self._apps.get(scope["method"])
+        if app is None:
+            raise HTTPException(405, headers={"Allow": self.allow})
+        await app(scope, receive, send)
