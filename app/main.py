@@ -14,7 +14,6 @@ import redis.asyncio as redis
 from redis.exceptions import RedisClusterException
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,7 +21,6 @@ from starlette.types import ASGIApp
 
 from app import __version__, cs_item_routes, cs_routes, gms_routes, lifecycle, metrics, ops_routes
 from app.auth import Authenticator
-from app.concurrency import ConcurrencyLimit
 from app.cs import ContextServices
 from app.cs_items import ConversationItems
 from app.cs_store import CsStore
@@ -84,7 +82,9 @@ class _Gmsd(Starlette):
         app: ASGIApp = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
         for cls, args, kwargs in reversed(self.user_middleware):
             app = cls(app, *args, **kwargs)
-        return RequestObserver(app)
+        return RequestObserver(app, self.max_concurrent_requests)
+
+    max_concurrent_requests: int | None = None  # set by create_app
 
 
 def create_app(settings: Settings, client: Any | None = None) -> Starlette:
@@ -134,11 +134,10 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     app = _Gmsd(
         routes=routes,
         exception_handlers=handlers,
-        # Inside the observer (app._Gmsd puts it outermost): refused requests are timed, counted
-        # and logged like any other.
-        middleware=[Middleware(ConcurrencyLimit, limit=settings.config.limits.max_concurrent_requests)],
         lifespan=lifespan,
     )
+    # Enforced by the observer (outermost): refused requests are timed, counted and logged too.
+    app.max_concurrent_requests = settings.config.limits.max_concurrent_requests
     # Built once: a route without a description stops the start, and requests only copy bytes.
     app.state.openapi = _encode(build_document(routes, title="gmsd", version=__version__,
                                                protected=None if guard is None else guard.protects))

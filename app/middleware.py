@@ -14,7 +14,10 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import metrics
+from app.concurrency import EXEMPT_PATHS
+from app.exceptions import Overloaded
 from app.request_log import REQUEST_ID_HEADER, access_log, log_request, request_id_for, set_request_id
+from app.responses import error_response
 
 log = logging.getLogger("gmsd")
 
@@ -29,8 +32,11 @@ _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 class RequestObserver:
     """Times each HTTP request, tags it with a request id, counts it and logs one JSON line."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_concurrent: int | None = None) -> None:
         self.app = app
+        # Requests in progress past which new ones get 503 at once (app.concurrency).
+        self.max_concurrent = max_concurrent if max_concurrent is not None else 1 << 62
+        self.in_progress = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call; lifespan and other scope types pass straight through."""
@@ -52,8 +58,13 @@ class RequestObserver:
 
         started = time.perf_counter()
         metrics.request_started()
+        self.in_progress += 1
         try:
-            await self.app(scope, receive, send_with_id)
+            if self.in_progress > self.max_concurrent and scope["path"] not in EXEMPT_PATHS:
+                # The body is not read: uvicorn discards it (bounded by app.http_protocol's deadline).
+                await error_response(Overloaded(), scope["path"])(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
         except Exception:
             # This middleware stands where Starlette's ServerErrorMiddleware would (one layer
             # less per request, see app.main): it answers what nothing else handled.
@@ -64,6 +75,7 @@ class RequestObserver:
                                     "headers": list(_SERVER_ERROR_HEADERS)})
                 await send_with_id({"type": "http.response.body", "body": _SERVER_ERROR})
         finally:
+            self.in_progress -= 1
             seconds = time.perf_counter() - started
             metrics.request_finished()
             route = getattr(scope.get("route"), "path", metrics.UNMATCHED_ROUTE)
