@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
@@ -29,65 +29,32 @@ def hash_reply(reply: dict[bytes, bytes] | list[bytes]) -> dict[bytes, bytes]:
     return dict(zip(reply[::2], reply[1::2], strict=True))
 
 
-class CommandQueue(Protocol):
-    """What the stores send commands through (`AutoPipeline` or `app.redis_wire.WirePipeline`)."""
+Commands = list[tuple[Any, ...]]
+Futures = list["asyncio.Future[Any]"]
 
-    client: Any  # a redis-py client to the same Redis: script registration, SCRIPT LOAD, PING
+
+class CommandBatcher:
+    """Queues the commands of every request of one event-loop turn; a subclass sends each batch.
+
+    `execute` queues a command and schedules a flush with `call_soon`: by the time it runs,
+    every request task that was ready in that turn has queued its command too. A batch is
+    bounded by `max_batch` (a full one is flushed at once).
+    """
+
+    def __init__(self, client: Any, max_batch: int = 512) -> None:
+        self.client = client
+        self.max_batch = max_batch
+        self._commands: Commands = []
+        self._futures: Futures = []
+        self._scheduled = False
 
     def execute(self, *args: Any) -> asyncio.Future[Any]:
         """Queue one command; its reply (or error) arrives through the future."""
-        ...
-
-    async def run_script(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any] = ()) -> Any:
-        """Run a registered script by EVALSHA, loading it on NOSCRIPT."""
-        ...
-
-    async def run_scripts(self, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
-        """Run `script` once per (keys, args), all in one batch; the replies in order."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release what the queue holds of its own."""
-        ...
-
-
-async def run_scripts(queue: CommandQueue, script: AsyncScript,
-                      calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
-    """EVALSHA `script` for every call in one batch (futures, no task per call); on NOSCRIPT
-    load it once and run the batch again. The first error reply is raised."""
-    for attempt in range(2):
-        futures = [queue.execute("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
-        replies = await asyncio.gather(*futures, return_exceptions=True)
-        if attempt == 0 and any(isinstance(reply, NoScriptError) for reply in replies):
-            await queue.client.script_load(script.script)
-            continue
-        break
-    for reply in replies:
-        if isinstance(reply, BaseException):
-            raise reply
-    return list(replies)
-
-
-Batch = list[tuple[tuple[Any, ...], dict[str, Any], "asyncio.Future[Any]"]]
-
-
-class AutoPipeline:
-    """Queues commands and sends each event-loop turn's commands as one pipeline."""
-
-    def __init__(self, client: Any, max_batch: int = 512, deadline: float | None = None) -> None:
-        self.client = client
-        self.max_batch = max_batch
-        self.deadline = deadline  # seconds for a whole batch (a cluster may try several nodes)
-        self._pending: Batch = []
-        self._scheduled = False
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def execute(self, *args: Any, **options: Any) -> asyncio.Future[Any]:
-        """Queue one command; the future resolves to its reply (redis-py response callbacks applied)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((args, options, future))
-        if len(self._pending) >= self.max_batch:
+        self._commands.append(args)
+        self._futures.append(future)
+        if len(self._futures) >= self.max_batch:
             self._flush()
         elif not self._scheduled:
             self._scheduled = True
@@ -103,36 +70,64 @@ class AutoPipeline:
             return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def run_scripts(self, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
-        """Run `script` once per (keys, args), all in one batch; the replies in order."""
-        return await run_scripts(self, script, calls)
+        """Run `script` once per (keys, args) in one batch (futures, no task per call); on
+        NOSCRIPT load it once and run the batch again. The first error reply is raised."""
+        for attempt in range(2):
+            futures = [self.execute("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
+            replies = await asyncio.gather(*futures, return_exceptions=True)
+            if attempt == 0 and any(isinstance(reply, NoScriptError) for reply in replies):
+                await self.client.script_load(script.script)
+                continue
+            break
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return list(replies)
 
     async def aclose(self) -> None:
-        """Nothing of its own to close: the client's pool belongs to the caller."""
+        """Release what the batcher holds of its own (nothing here)."""
 
     def _flush(self) -> None:
         self._scheduled = False
-        if not self._pending:
+        if not self._futures:
             return
-        batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._send(batch))
+        commands, futures = self._commands, self._futures
+        self._commands, self._futures = [], []
+        self._send_batch(commands, futures)
+
+    def _send_batch(self, commands: Commands, futures: Futures) -> None:
+        """Send `commands`; resolve `futures` (same order) with their replies or errors."""
+        raise NotImplementedError
+
+
+class AutoPipeline(CommandBatcher):
+    """Sends each event-loop turn's commands as one non-transactional redis-py pipeline."""
+
+    def __init__(self, client: Any, max_batch: int = 512, deadline: float | None = None) -> None:
+        super().__init__(client, max_batch)
+        self.deadline = deadline  # seconds for a whole batch (a cluster may try several nodes)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _send_batch(self, commands: Commands, futures: Futures) -> None:
+        task = asyncio.ensure_future(self._send(commands, futures))
         self._tasks.add(task)  # keep a reference until done (asyncio holds tasks weakly)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, batch: Batch) -> None:
+    async def _send(self, commands: Commands, futures: Futures) -> None:
         try:
             pipe = self.client.pipeline(transaction=False)
-            for args, options, _ in batch:
-                pipe.execute_command(*args, **options)
+            for args in commands:
+                pipe.execute_command(*args)
             async with asyncio.timeout(self.deadline):
                 replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # the whole batch failed (e.g. Redis unreachable)
-            for _, _, future in batch:
+            for future in futures:
                 if not future.done():
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, _, future), reply in zip(batch, replies, strict=True):
+        for future, reply in zip(futures, replies, strict=True):
             if future.done():  # the request went away (cancelled): nobody to tell
                 continue
             if isinstance(reply, Exception):

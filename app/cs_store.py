@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from app.autopipeline import CommandQueue, hash_reply
+from app.autopipeline import CommandBatcher, hash_reply
 from app.cs_records import Fields, Hash, hash_of
 from app.keys import cs_conversation, cs_index, cs_service_partition
 from app.scripts import ScriptSet, read_script
@@ -91,7 +91,7 @@ def _flags(states: bool, tasks: bool) -> tuple[int, int]:
 class CsStore:
     """Context Services conversations and indexes in Redis."""
 
-    def __init__(self, pipeline: CommandQueue, space: str = "") -> None:
+    def __init__(self, pipeline: CommandBatcher, space: str = "") -> None:
         self.redis = pipeline
         self.scripts = CsScripts.register(pipeline.client)
         self.space = space  # the tenant's key prefix (`app.keys.cs_space`); "" for the default tenant

@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from app.autopipeline import CommandQueue, hash_reply
+from app.autopipeline import CommandBatcher, hash_reply
 from app.gms import BinaryValue, StorageArea
 from app.keys import GMS_NAME_FIELD, gms_service
 from app.scripts import ScriptSet
@@ -43,7 +43,7 @@ def _write_args(area: StorageArea) -> list[Any]:
 class GmsStore:
     """GMS services in Redis: one `{service id}` hash tag per service."""
 
-    def __init__(self, pipeline: CommandQueue) -> None:
+    def __init__(self, pipeline: CommandBatcher) -> None:
         self.redis = pipeline
         self.scripts = GmsScripts.register(pipeline.client)
 

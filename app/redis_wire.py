@@ -22,18 +22,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Sequence
 from typing import Any
 
 import hiredis
 from redis._parsers.base import BaseParser
 from redis.asyncio.connection import parse_url
-from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app.autopipeline import run_scripts
+from app.autopipeline import CommandBatcher, Commands, Futures
 
 
 def _error(reply: hiredis.ReplyError) -> Exception:
@@ -117,55 +114,22 @@ class _Wire(asyncio.Protocol):
             self.watchdog = asyncio.get_running_loop().call_later(self.timeout - silent, self._check)
 
 
-class WirePipeline:
-    """Queues commands from any request and sends each event-loop turn's commands at once.
+class WirePipeline(CommandBatcher):
+    """Sends each event-loop turn's commands over one hiredis connection, in one write.
 
-    Same interface as `AutoPipeline`: `execute(*args)` and `run_script(script, keys, args)`;
-    `client` is a redis-py client to the same server, used for script loading and PING.
+    Same interface as `AutoPipeline` (see `CommandBatcher`); `client` is a redis-py client to the
+    same server, used for script loading and PING.
     """
 
     def __init__(self, url: str, client: Any, timeout: float, max_batch: int = 512) -> None:
-        self.client = client
+        super().__init__(client, max_batch)
         self.timeout = timeout
-        self.max_batch = max_batch
         self._target: dict[str, Any] = dict(parse_url(url))
         self._wire: _Wire | None = None
         self._connecting: asyncio.Task[_Wire] | None = None
-        self._packed: list[bytes] = []
-        self._futures: list[asyncio.Future[Any]] = []
-        self._scheduled = False
 
-    def execute(self, *args: Any) -> asyncio.Future[Any]:
-        """Queue one command; the future resolves to hiredis' reply (bytes, int, list, None)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._packed.append(_pack(args))
-        self._futures.append(future)
-        if len(self._futures) >= self.max_batch:
-            self._flush()
-        elif not self._scheduled:
-            self._scheduled = True
-            loop.call_soon(self._flush)
-        return future
-
-    async def run_script(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any] = ()) -> Any:
-        """EVALSHA `script` inside the batch; on NOSCRIPT load it and run it again."""
-        try:
-            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await self.client.script_load(script.script)
-            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-
-    async def run_scripts(self, script: AsyncScript, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
-        """Run `script` once per (keys, args), all in one batch; the replies in order."""
-        return await run_scripts(self, script, calls)
-
-    def _flush(self) -> None:
-        self._scheduled = False
-        if not self._futures:
-            return
-        packed, futures = self._packed, self._futures
-        self._packed, self._futures = [], []
+    def _send_batch(self, commands: Commands, futures: Futures) -> None:
+        packed = [_pack(args) for args in commands]
         wire = self._wire
         if wire is not None and not wire.closed:
             wire.send(packed, futures)

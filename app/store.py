@@ -26,7 +26,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from app.autopipeline import AutoPipeline, CommandQueue
+from app.autopipeline import AutoPipeline, CommandBatcher
 from app.config import RedisOptions
 from app.redis_url import RedisTarget, parse_redis_url
 from app.redis_wire import WirePipeline
@@ -98,7 +98,7 @@ def connect(url: str | None, options: RedisOptions) -> Any:
     )
 
 
-def command_queue(url: str | None, client: Any, options: RedisOptions) -> CommandQueue:
+def command_queue(url: str | None, client: Any, options: RedisOptions) -> CommandBatcher:
     """How the stores reach Redis: the hiredis wire for a plain server, else redis-py pipelines."""
     if url is not None and url.startswith(("redis://", "unix://")):
         return WirePipeline(url, client, options.timeout)

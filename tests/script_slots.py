@@ -23,8 +23,7 @@ import pytest
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
-from app.autopipeline import AutoPipeline
-from app.redis_wire import WirePipeline
+from app.autopipeline import CommandBatcher
 from app.scripts import lua_directory
 
 
@@ -110,7 +109,6 @@ class SlotRecorder:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(AsyncScript, "__call__", recording_call)
             # The stores run their scripts through a command queue (EVALSHA inside a batch).
-            for queue in (AutoPipeline, WirePipeline):
-                patch.setattr(queue, "run_script", recording_run_script(queue.run_script))
-                patch.setattr(queue, "run_scripts", recording_run_scripts(queue.run_scripts))
+            patch.setattr(CommandBatcher, "run_script", recording_run_script(CommandBatcher.run_script))
+            patch.setattr(CommandBatcher, "run_scripts", recording_run_scripts(CommandBatcher.run_scripts))
             yield self
