@@ -5,7 +5,7 @@ Every test that takes `backend` (through `make_client`, `client` or `gms`) runs 
 fakeredis, on a real Redis and on a real Redis Cluster. The real runs need `redis-server` and
 `redis-cli` on PATH; under CI (CI=true) their absence is a failure, never a silent skip.
 Every Lua script call, on every backend, is checked to keep its keys in one cluster slot
-(`tests/script_slots.py`).
+(`tests/support/script_slots.py`).
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ import redis.asyncio.cluster
 import redis.cluster
 from starlette.testclient import TestClient
 
-from app.auth import load_credentials
-from app.config import SAMPLE_CONFIG, parse_config
-from app.main import create_app
-from app.settings import Settings
-from tests.redis_topologies import LocalCluster, redis_binaries_required
-from tests.script_slots import SlotRecorder
+from gmsd.config import SAMPLE_CONFIG, parse_config
+from gmsd.main import create_app
+from gmsd.settings import Settings
+from gmsd.web.auth import load_credentials
+from tests.support.redis_topologies import LocalCluster, redis_binaries_required
+from tests.support.script_slots import SlotRecorder
 
 
 def free_port() -> int:

@@ -1,0 +1,265 @@
+"""The TOML configuration file, decoded once at start-up into msgspec Structs.
+
+Layout (every section optional; see docs/deploy.md for the reference):
+
+    [limits]            body_bytes, file_bytes, fields, key_bytes, header_bytes, header_timeout,
+                        body_timeout, keep_alive_timeout, max_concurrent_requests
+    [redis]             timeout (seconds, connect and command)
+    [orchestration]     timeout (seconds for calls to ors services)
+    [context_services]  default_ttl (GMS units: 30s, 10m, 12h, 7d, 2w, 6M, 5y)
+    [auth]              file (credentials, see `gmsd.web.auth`), metrics ("open" or "protected")
+    [services.<name>]   _type, _service, _ttl, and parameters that override request ones
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from gmsd.errors import ConfigError
+
+BUILTIN_SERVICES = frozenset({"storage"})
+
+# Digits and whitespace spelled out: the same pattern must mean the same in the OpenAPI document
+# (JSON Schema regexes are ECMA 262, where `\d` and `\s` are narrower than Python's).
+_SPACE = "[ \t\n\r\f\v]*"
+_DURATION = re.compile(f"^{_SPACE}([0-9]+){_SPACE}([smhdwMy]?){_SPACE}$")
+DURATION_PATTERN = f"^{_SPACE}[0-9]*[1-9][0-9]*{_SPACE}[smhdwMy]?{_SPACE}$"  # a positive duration
+# The longest lifetime anything may be given (a client's `ttl`, `7000y` included): far beyond any
+# real use, and far inside what Redis accepts as an expiry.
+MAX_TTL_SECONDS = 100 * 365 * 86400
+_UNIT_SECONDS = {
+    "": 1,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "M": 30 * 86400,  # GMS months are 30 days (decision in docs/decisions.md)
+    "y": 365 * 86400,
+}
+
+
+def parse_duration(text: str | int) -> int:
+    """Seconds in a GMS duration such as `30s`, `7d` or `6M` (a bare number is seconds)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        seconds = text
+    else:
+        match = _DURATION.match(str(text))
+        if match is None:
+            raise ValueError(f"{text!r} is not a duration such as 30s, 10m, 12h, 7d, 2w, 6M or 5y")
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    if seconds > MAX_TTL_SECONDS:
+        raise ValueError(f"must be at most {MAX_TTL_SECONDS} seconds (100 years)")
+    return seconds
+
+
+class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Request limits; over them a request is refused and nothing is stored."""
+
+    body_bytes: int = 16 * 1024 * 1024
+    file_bytes: int = 10 * 1024 * 1024
+    fields: int = 1000
+    key_bytes: int = 256
+    # The HTTP connection (gmsd.web.protocol): the request line and headers, and how long a
+    # client may take to send them and the body; idle time between requests (uvicorn's).
+    header_bytes: int = 64 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    keep_alive_timeout: int = 5
+    # Requests in progress per worker process (gmsd.web.paths); more answer 503 at once.
+    max_concurrent_requests: int = 256
+
+    def fits_key(self, text: str) -> bool:
+        """Whether `text` may be a key or an id: 1 to `key_bytes` UTF-8 bytes (the one length rule)."""
+        return len(text) > 0 and len(text.encode("utf-8")) <= self.key_bytes
+
+    def __post_init__(self) -> None:
+        for field in msgspec.structs.fields(self):
+            value = getattr(self, field.name)
+            if not 0 < value < math.inf:  # NaN fails this too
+                raise ValueError(f"`{field.name}` must be positive and finite")
+
+
+class RedisOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """How gmsd talks to Redis."""
+
+    timeout: float = 2.0  # seconds: a dead Redis answers 503 within about this
+    max_connections: int = 64
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0 or self.max_connections <= 0:
+            raise ValueError("`timeout` and `max_connections` must be positive")
+
+
+class OrchestrationOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Calls to the orchestration URL of `ors` services."""
+
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0:
+            raise ValueError("`timeout` must be positive")
+
+
+class ContextServicesOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Context Services settings."""
+
+    default_ttl: str = "7d"
+
+    def __post_init__(self) -> None:
+        try:
+            parse_duration(self.default_ttl)
+        except ValueError as exc:
+            raise ValueError(f"`default_ttl`: {exc}") from None
+
+    @property
+    def default_ttl_seconds(self) -> int:
+        """The default conversation lifetime in seconds."""
+        return parse_duration(self.default_ttl)
+
+
+class AuthOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """HTTP Basic authentication: where the credentials are (never in this file), what /metrics needs."""
+
+    file: str | None = None  # a credentials file (`gmsd.web.auth`); GMSD_AUTH_FILE wins over it
+    metrics: Literal["open", "protected"] = "open"
+
+
+class ServiceConfig(msgspec.Struct, frozen=True):
+    """One configured GMS service: `POST /genesys/1/service/{name}` creates instances of it."""
+
+    name: str
+    type: str = "builtin"
+    service: str = "storage"
+    ttl: int = 30
+    # Other keys of the table: parameters that replace same-named request parameters.
+    overrides: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+SERVICE_OPTIONS = ("_type", "_service", "_ttl")  # the `_` keys of a service table that are options
+
+
+class _ServiceTable(msgspec.Struct, forbid_unknown_fields=False, frozen=True):
+    type: str = msgspec.field(default="builtin", name="_type")
+    service: str = msgspec.field(default="storage", name="_service")
+    ttl: int = msgspec.field(default=30, name="_ttl")
+
+
+class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True):
+    limits: Limits = msgspec.field(default_factory=Limits)
+    redis: RedisOptions = msgspec.field(default_factory=RedisOptions)
+    orchestration: OrchestrationOptions = msgspec.field(default_factory=OrchestrationOptions)
+    context_services: ContextServicesOptions = msgspec.field(default_factory=ContextServicesOptions)
+    auth: AuthOptions = msgspec.field(default_factory=AuthOptions)
+    services: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+
+
+class Config(msgspec.Struct, frozen=True):
+    """The whole decoded configuration."""
+
+    source: str
+    limits: Limits
+    redis: RedisOptions
+    orchestration: OrchestrationOptions
+    context_services: ContextServicesOptions
+    services: dict[str, ServiceConfig]
+    auth: AuthOptions = AuthOptions()
+
+
+SAMPLE_CONFIG = """\
+# Built-in sample configuration, used when GMSD_CONFIG is not set.
+[services.request-interaction]
+_type = "builtin"
+_service = "storage"
+_ttl = 3600
+
+[services.storage]
+_type = "builtin"
+_service = "storage"
+_ttl = 3600
+"""
+
+
+def _service(name: str, table: dict[str, Any], source: str) -> ServiceConfig:
+    where = f"{source}: services.{name}"
+    try:
+        known = msgspec.convert(table, _ServiceTable)
+    except msgspec.ValidationError as exc:
+        key, problem = _located(exc)
+        raise ConfigError(f"{where}.{key}: {problem}") from None
+    if known.type not in ("builtin", "ors"):
+        raise ConfigError(f"{where}._type: must be 'builtin' or 'ors', not {known.type!r}")
+    if known.type == "builtin" and known.service not in BUILTIN_SERVICES:
+        raise ConfigError(
+            f"{where}._service: unknown built-in {known.service!r} (known: {', '.join(sorted(BUILTIN_SERVICES))})"
+        )
+    if known.type == "ors" and not known.service.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}._service: an ors service needs an http(s) URL, not {known.service!r}")
+    if not 0 < known.ttl <= MAX_TTL_SECONDS:
+        raise ConfigError(f"{where}._ttl: must be a positive number of seconds up to {MAX_TTL_SECONDS}, "
+                          f"not {known.ttl}")
+    overrides: dict[str, str] = {}
+    for key, value in table.items():
+        if key in SERVICE_OPTIONS:
+            continue
+        if key.startswith("_") and known.type == "builtin":
+            # A typo of an option (`_tll`) must not silently become a parameter: the TTL would
+            # quietly fall back to its default.
+            raise ConfigError(f"{where}.{key}: not an option of a builtin service "
+                              f"(options: {', '.join(SERVICE_OPTIONS)}); parameters do not start with `_`")
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}.{key}: a parameter must be a string, number or boolean")
+        overrides[key] = _gms_text(value)
+    return ServiceConfig(name, known.type, known.service, known.ttl, overrides)
+
+
+def _gms_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _located(exc: Exception) -> tuple[str, str]:
+    # msgspec says "Expected `int`, got `str` - at `$.limits.fields`": split off a TOML-like key.
+    text = str(exc)
+    match = re.match(r"^(.*) - at `\$\.?(.*)`$", text)
+    if match:
+        return match.group(2) or "(top level)", match.group(1)
+    return "(top level)", text
+
+
+def _clean(exc: Exception) -> str:
+    key, problem = _located(exc)
+    return f"{key}: {problem}"
+
+
+def parse_config(text: str, source: str) -> Config:
+    """Decode configuration text; raise ConfigError naming `source`, the key and the problem."""
+    try:
+        raw = msgspec.toml.decode(text.encode(), type=_ConfigFile)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_clean(exc)}") from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    services = {name: _service(name, table, source) for name, table in raw.services.items()}
+    return Config(source, raw.limits, raw.redis, raw.orchestration, raw.context_services, services, raw.auth)
+
+
+def load_config(path: str | None) -> Config:
+    """Read the configuration file at `path`, or the built-in sample when `path` is None."""
+    if path is None:
+        return parse_config(SAMPLE_CONFIG, "<built-in sample configuration>")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}") from None
+    return parse_config(text, path)

@@ -1,0 +1,245 @@
+"""The GMS Service API domain: configured services, their storage areas and expiry.
+
+Pure logic over two ports: `GmsStore` (Redis) and `Orchestrator` (HTTP to ORS). Raises the
+typed errors of `gmsd.errors`; knows nothing of HTTP requests or responses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Protocol
+
+from gmsd import metrics
+from gmsd.config import MAX_TTL_SECONDS, Config, Limits, ServiceConfig
+from gmsd.errors import BadRequest, NotFound, PayloadTooLarge
+from gmsd.gms.models import BinaryValue, StorageArea
+from gmsd.keys import is_service_id
+from gmsd.timestamps import now_millis
+from gmsd.types import Parameters, StoredFile, Value
+
+
+class ServiceStore(Protocol):
+    """Where services and their storage live (`gmsd.gms.store.GmsStore` on Redis)."""
+
+    async def create(self, service_id: str, name: str, ttl: int, area: StorageArea) -> None:
+        """Store a new service with its user data; all of it expires in `ttl` seconds."""
+        ...
+
+    async def write(self, service_id: str, area: StorageArea) -> bool:
+        """Write user data atomically; False if the service does not exist."""
+        ...
+
+    async def service_name(self, service_id: str) -> str | None:
+        """The configured service name of an instance, or None if it does not exist."""
+        ...
+
+    async def read_all(self, service_id: str) -> dict[str, str] | None:
+        """Every user string key, or None if the service does not exist."""
+        ...
+
+    async def read_one(self, service_id: str, key: str) -> tuple[bool, str | None]:
+        """(service exists, value of string `key` or None)."""
+        ...
+
+    async def read_binary(self, service_id: str, key: str) -> BinaryValue | None:
+        """A value as bytes with its type; None if the key (or the service) does not exist."""
+        ...
+
+    async def delete_key(self, service_id: str, key: str) -> bool:
+        """Delete one key; False if the service does not exist."""
+        ...
+
+    async def clear(self, service_id: str) -> bool:
+        """Delete all user data; False if the service does not exist."""
+        ...
+
+    async def delete_service(self, service_id: str) -> bool:
+        """Delete the service and its storage; False if there was none."""
+        ...
+
+    async def expire_in(self, service_id: str, seconds: int) -> bool:
+        """New expiry `seconds` from now; False if the service does not exist."""
+        ...
+
+    async def expire_at(self, service_id: str, millis: int) -> bool:
+        """New expiry at epoch `millis`; False if the service does not exist."""
+        ...
+
+
+class Orchestrator(Protocol):
+    """Calls an `ors` service's orchestration URL."""
+
+    async def call(self, url: str, payload: dict[str, str]) -> dict[str, Any]:
+        """POST `payload` as JSON to `url`; the JSON object answered, or a typed error."""
+        ...
+
+
+def split_parameters(params: Parameters, limits: Limits) -> tuple[
+    dict[str, str], StorageArea
+]:
+    """Split parameters into orchestration ones (`_`-prefixed, strings) and user data.
+
+    User data keys are checked: not empty and at most `limits.key_bytes` UTF-8 bytes (400);
+    files at most `limits.file_bytes` (413). For a key sent twice, the last value wins.
+    """
+    control: dict[str, str] = {}
+    values: dict[str, Value] = {}
+    for key, value in params:
+        if key.startswith("_"):
+            if isinstance(value, str):
+                control[key] = value
+            continue
+        if not limits.fits_key(key):
+            raise BadRequest(f"key {key[:40]!r}… is over the limit of {limits.key_bytes} bytes" if key
+                             else "a key must not be empty")
+        if isinstance(value, StoredFile) and len(value.data) > limits.file_bytes:
+            raise PayloadTooLarge(f"file {key!r} is over the limit of {limits.file_bytes} bytes")
+        values.pop(key, None)  # keep the order of the last occurrence
+        values[key] = value
+    strings = {k: v for k, v in values.items() if isinstance(v, str)}
+    files = {k: v for k, v in values.items() if isinstance(v, StoredFile)}
+    return control, StorageArea(strings, files)
+
+
+class ServiceApi:
+    """The operations of `/genesys/1/service…` over the configured services."""
+
+    def __init__(self, store: ServiceStore, config: Config, orchestrator: Orchestrator) -> None:
+        self.store = store
+        self.config = config
+        self.limits = config.limits
+        self.orchestrator = orchestrator
+
+    def _split(self, params: Parameters) -> tuple[dict[str, str], StorageArea]:
+        return split_parameters(params, self.limits)
+
+    def _configured(self, name: str) -> ServiceConfig:
+        service = self.config.services.get(name)
+        if service is None:
+            raise NotFound(f"service {name!r} is not configured")
+        return service
+
+    @staticmethod
+    def _check_id(service_id: str) -> None:
+        if not is_service_id(service_id):
+            raise NotFound(f"service {service_id[:80]!r} not found")
+
+    def _check_read_key(self, key: str) -> None:
+        # Reserved fields start with "_" and user keys never do: such a key cannot exist.
+        if key.startswith("_") or not self.limits.fits_key(key):
+            raise NotFound(f"key {key[:80]!r} not found")
+
+    async def create(self, name: str, params: Parameters) -> dict[str, Any]:
+        """Create an instance of configured service `name` with its user data.
+
+        Configured parameters replace same-named request parameters. An `ors` service is
+        then told about it; if that fails the instance is deleted again (502/504).
+        """
+        service = self._configured(name)
+        if service.overrides:
+            params = [p for p in params if p[0] not in service.overrides]
+            params += list(service.overrides.items())
+        control, area = self._split(params)
+        service_id = str(uuid.uuid4())
+        await self.store.create(service_id, name, service.ttl, area)
+        answer: dict[str, Any] = {"_id": service_id, "id": service_id}
+        if service.type == "ors":
+            payload = {**control, "_id": service_id, "_data_id": service_id}
+            try:
+                extra = await self.orchestrator.call(service.service, payload)
+            except Exception:
+                await self.store.delete_service(service_id)
+                raise
+            answer.update((k, v) for k, v in extra.items() if k not in ("_id", "id"))
+        metrics.count_service_created(name)
+        area.count_bytes()
+        return answer
+
+    async def request(self, service_id: str, request: str, params: Parameters) -> dict[str, Any]:
+        """A service-specific request: `update` writes user data; `ors` services forward others."""
+        self._check_id(service_id)
+        if request == "update":
+            await self.write(service_id, params)
+            return {}
+        name = await self.store.service_name(service_id)
+        if name is None:
+            raise NotFound(f"service {service_id!r} not found")
+        service = self.config.services.get(name)
+        if service is None or service.type != "ors":
+            raise BadRequest(f"service {name!r} does not support the request {request!r}")
+        payload = {k: v for k, v in params if isinstance(v, str)}
+        payload.update({"_id": service_id, "_data_id": service_id})
+        return await self.orchestrator.call(f"{service.service.rstrip('/')}/{request}", payload)
+
+    async def write(self, service_id: str, params: Parameters) -> None:
+        """Add or replace user data, all keys at once; the expiry does not move."""
+        self._check_id(service_id)
+        _, area = self._split(params)
+        if not await self.store.write(service_id, area):
+            raise NotFound(f"service {service_id!r} not found")
+        area.count_bytes()
+
+    async def read_all(self, service_id: str) -> dict[str, str]:
+        """Every string key of the storage (files are not listed)."""
+        self._check_id(service_id)
+        values = await self.store.read_all(service_id)
+        if values is None:
+            raise NotFound(f"service {service_id!r} not found")
+        return values
+
+    async def read_one(self, service_id: str, key: str) -> dict[str, str]:
+        """`{key: value}` for one string key."""
+        self._check_id(service_id)
+        self._check_read_key(key)
+        found, value = await self.store.read_one(service_id, key)
+        if not found:
+            raise NotFound(f"service {service_id!r} not found")
+        if value is None:
+            raise NotFound(f"key {key!r} not found")
+        return {key: value}
+
+    async def read_binary(self, service_id: str, key: str) -> BinaryValue:
+        """One value as bytes with its content type and file name."""
+        self._check_id(service_id)
+        self._check_read_key(key)
+        value = await self.store.read_binary(service_id, key)
+        if value is None:
+            raise NotFound(f"key {key!r} not found")
+        return value
+
+    async def delete_key(self, service_id: str, key: str) -> None:
+        """Delete one key, string or file; a missing key is not an error."""
+        self._check_id(service_id)
+        if key.startswith("_") or not self.limits.fits_key(key):
+            key = ""  # cannot exist; still answer 404 for an unknown service
+        if not await self.store.delete_key(service_id, key):
+            raise NotFound(f"service {service_id!r} not found")
+
+    async def clear(self, service_id: str) -> None:
+        """Delete every key of the storage; the service stays."""
+        self._check_id(service_id)
+        if not await self.store.clear(service_id):
+            raise NotFound(f"service {service_id!r} not found")
+
+    async def delete_service(self, service_id: str) -> None:
+        """Delete the service and its storage."""
+        self._check_id(service_id)
+        if not await self.store.delete_service(service_id):
+            raise NotFound(f"service {service_id!r} not found")
+
+    async def expire(self, service_id: str, ttl: int | None, expire_at: int | None) -> None:
+        """Give the service and all its storage a new expiry: `ttl` seconds, else `expire_at` ms."""
+        self._check_id(service_id)
+        if ttl is not None:
+            if not 0 < ttl <= MAX_TTL_SECONDS:
+                raise BadRequest(f"`ttl` must be a positive number of seconds, at most {MAX_TTL_SECONDS}")
+            found = await self.store.expire_in(service_id, ttl)
+        elif expire_at is not None:
+            if expire_at <= now_millis():
+                raise BadRequest("`expiration_time` must be in the future")
+            found = await self.store.expire_at(service_id, expire_at)
+        else:
+            raise BadRequest("the body needs `ttl` (seconds) or `expiration_time` (ISO 8601)")
+        if not found:
+            raise NotFound(f"service {service_id!r} not found")
+

@@ -1,0 +1,107 @@
+"""Redis storage of GMS services (key layout in `gmsd.keys`, scripts in `lua/`).
+
+Single-key reads are plain commands; everything that touches several keys or reads-then-writes
+is one Lua script, so it is atomic. Every call goes through the auto-pipeline: one round trip
+per request, shared with the other requests of the same event-loop turn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.commands.core import AsyncScript
+
+from gmsd.backend.batcher import CommandBatcher, hash_reply
+from gmsd.backend.scripts import ScriptSet
+from gmsd.gms.models import BinaryValue, StorageArea
+from gmsd.keys import GMS_NAME_FIELD, gms_service
+
+_NAME = GMS_NAME_FIELD.encode()
+
+
+@dataclass(frozen=True)
+class GmsScripts(ScriptSet):
+    """The scripts of the GMS Service API: `lua/gms/<name>.lua`."""
+
+    area = "gms"
+
+    storage_write: AsyncScript
+    storage_read_binary: AsyncScript
+    storage_delete_key: AsyncScript
+    storage_clear: AsyncScript
+    service_expire: AsyncScript
+
+
+def _write_args(area: StorageArea) -> list[Any]:
+    args: list[Any] = [len(area.strings)]
+    for key, text in area.strings.items():
+        args += (key, text)
+    for key, file in area.files.items():
+        args += (key, file.data, f"{file.content_type}\n{file.filename or ''}")
+    return args
+
+
+class GmsStore:
+    """GMS services in Redis: one `{service id}` hash tag per service."""
+
+    def __init__(self, pipeline: CommandBatcher) -> None:
+        self.redis = pipeline
+        self.scripts = GmsScripts.register(pipeline.client)
+
+    async def create(self, service_id: str, name: str, ttl: int, area: StorageArea) -> None:
+        """Store a new service with its user data; all its keys expire in `ttl` seconds."""
+        await self.redis.run_script(self.scripts.storage_write, gms_service(service_id),
+                                    [ttl, name, *_write_args(area)])
+
+    async def write(self, service_id: str, area: StorageArea) -> bool:
+        """Write user data atomically; False if the service does not exist."""
+        return bool(await self.redis.run_script(self.scripts.storage_write, gms_service(service_id),
+                                                ["", "", *_write_args(area)]))
+
+    async def service_name(self, service_id: str) -> str | None:
+        """The configured service name of an instance, or None if it does not exist."""
+        name = await self.redis.execute("HGET", gms_service(service_id)[0], GMS_NAME_FIELD)
+        return None if name is None else name.decode()
+
+    async def read_all(self, service_id: str) -> dict[str, str] | None:
+        """Every user string key, or None if the service does not exist."""
+        raw = hash_reply(await self.redis.execute("HGETALL", gms_service(service_id)[0]))
+        if _NAME not in raw:
+            return None
+        return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"_")}
+
+    async def read_one(self, service_id: str, key: str) -> tuple[bool, str | None]:
+        """(service exists, value of string `key` or None) in one HMGET."""
+        name, value = await self.redis.execute("HMGET", gms_service(service_id)[0], GMS_NAME_FIELD, key)
+        return name is not None, None if value is None else value.decode()
+
+    async def read_binary(self, service_id: str, key: str) -> BinaryValue | None:
+        """A value as bytes with its type; None if the key (or the service) does not exist."""
+        reply = await self.redis.run_script(self.scripts.storage_read_binary, gms_service(service_id), [key])
+        if not reply or reply[0] == 0:
+            return None
+        if reply[0] == 2:
+            return BinaryValue(reply[1], "text/plain; charset=utf-8", None)
+        content_type, _, filename = reply[2].decode().partition("\n")
+        return BinaryValue(reply[1], content_type, filename or None)
+
+    async def delete_key(self, service_id: str, key: str) -> bool:
+        """Delete one key; False if the service does not exist."""
+        return bool(await self.redis.run_script(self.scripts.storage_delete_key, gms_service(service_id), [key]))
+
+    async def clear(self, service_id: str) -> bool:
+        """Delete all user data; False if the service does not exist."""
+        return bool(await self.redis.run_script(self.scripts.storage_clear, gms_service(service_id)))
+
+    async def delete_service(self, service_id: str) -> bool:
+        """Delete the service's keys (one multi-key DEL, one slot); False if there were none."""
+        return bool(await self.redis.execute("DEL", *gms_service(service_id)))
+
+    async def expire_in(self, service_id: str, seconds: int) -> bool:
+        """New expiry `seconds` from now (Redis' clock); False if the service does not exist."""
+        return bool(await self.redis.run_script(self.scripts.service_expire, gms_service(service_id), ["ttl", seconds]))
+
+    async def expire_at(self, service_id: str, millis: int) -> bool:
+        """New expiry at epoch `millis`; False if the service does not exist."""
+        return bool(await self.redis.run_script(self.scripts.service_expire, gms_service(service_id), ["at", millis]))

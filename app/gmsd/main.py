@@ -1,0 +1,158 @@
+"""The ASGI application: routes of every API, error handling, and the store's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+import redis.asyncio as redis
+from redis.exceptions import RedisClusterException
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from gmsd import __version__, metrics
+from gmsd.backend.connect import UNAVAILABLE_ERRORS, command_queue, connect, is_unavailable
+from gmsd.cs import routes as cs_routes
+from gmsd.cs.items import ConversationItems
+from gmsd.cs.services import ContextServices
+from gmsd.cs.store import CsStore
+from gmsd.errors import GmsdError, StorageUnavailable
+from gmsd.gms import routes as gms_routes
+from gmsd.gms.orchestration import HttpOrchestrator
+from gmsd.gms.service_api import ServiceApi
+from gmsd.gms.store import GmsStore
+from gmsd.settings import Settings
+from gmsd.web import lifecycle
+from gmsd.web import ops as ops_routes
+from gmsd.web.auth import Authenticator
+from gmsd.web.observer import RequestObserver
+from gmsd.web.openapi import build_document
+from gmsd.web.responses import error_response
+
+_encode = msgspec.json.Encoder().encode
+
+log = logging.getLogger("gmsd")
+
+
+async def _gmsd_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GmsdError)
+    return error_response(exc, request.url.path)
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("redis unavailable: %s: %s", type(exc).__name__, exc)
+    metrics.count_redis_error("unavailable")
+    return error_response(StorageUnavailable(), request.url.path)
+
+
+async def _redis_error(request: Request, exc: Exception) -> Response:
+    if is_unavailable(exc):  # e.g. NOREPLICAS from a fenced primary during a failover
+        return await _unavailable(request, exc)
+    # A command Redis refused (out of memory, a script error): a server-side fault, not bad input.
+    log.error("redis error: %s", exc)
+    metrics.count_redis_error("refused")
+    error = GmsdError("storage error")
+    return error_response(error, request.url.path)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
+    error = GmsdError(message)
+    error.status = exc.status_code
+    # A 405 carries `Allow` (gmsd.web.routing): RFC 9110 requires it.
+    return error_response(error, request.url.path, exc.headers)
+
+
+class _Gmsd(Starlette):
+    """Starlette with `RequestObserver` as the outermost layer instead of ServerErrorMiddleware.
+
+    Both wrap `send` to see whether an answer started, and the observer must be outermost to time
+    and count every request; so it also answers unhandled errors (500 JSON) and the stack keeps
+    one layer less on every request. Exception handlers for 500/Exception are not used.
+    """
+
+    def build_middleware_stack(self) -> ASGIApp:
+        handlers = {k: v for k, v in self.exception_handlers.items() if k not in (500, Exception)}
+        app: ASGIApp = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return RequestObserver(app, self.max_concurrent_requests)
+
+    max_concurrent_requests: int | None = None  # set by create_app
+
+
+def create_app(settings: Settings, client: Any | None = None) -> Starlette:
+    """The application for `settings`; `client` replaces the Redis client built from the URL."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        redis_client = client if client is not None else connect(settings.redis_url, settings.config.redis)
+        orchestrator = HttpOrchestrator(settings.config.orchestration.timeout)
+        pipeline = command_queue(settings.redis_url, redis_client, settings.config.redis)
+        app.state.ping = redis_client.ping  # what /readyz asks (gmsd.web.ops)
+        app.state.gms = ServiceApi(GmsStore(pipeline), settings.config, orchestrator)
+        cs_store = CsStore(pipeline)
+        app.state.cs = ContextServices(cs_store, settings.config)
+        app.state.cs_items = ConversationItems(cs_store, settings.config)
+        lifecycle.delay_sigterm(settings.shutdown_delay)
+        # Everything allocated so far lives as long as the process: keep the collector from
+        # walking it again on every full collection (shorter pauses, so a lower p99).
+        gc.collect()
+        gc.freeze()
+        flusher = asyncio.ensure_future(metrics.flush_periodically())
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            await orchestrator.close()
+            await pipeline.aclose()
+            if client is None:
+                await redis_client.aclose()
+                log.info("stopped: redis connections closed")
+            metrics.process_exit()
+
+    handlers: dict[Any, Any] = {
+        GmsdError: _gmsd_error,
+        HTTPException: _http_error,
+        redis.ResponseError: _redis_error,
+        # redis-py's cluster client reports "no node reachable" and client-side bugs (keys in
+        # different slots) with this one class: _redis_error tells them apart.
+        RedisClusterException: _redis_error,
+    }
+    handlers.update(dict.fromkeys(UNAVAILABLE_ERRORS, _unavailable))
+    routes = [*ops_routes.routes, *gms_routes.routes, *cs_routes.routes]
+
+    async def _service_name(service_id: str) -> str | None:
+        api: ServiceApi = app.state.gms
+        return await api.store.service_name(service_id)
+
+    guard = None
+    if settings.credentials is not None:
+        guard = Authenticator(settings.credentials, settings.config.auth.metrics == "protected", _service_name)
+        routes = [route.guarded(guard) if guard.protects(route.path) else route for route in routes]
+    app = _Gmsd(
+        routes=routes,
+        exception_handlers=handlers,
+        lifespan=lifespan,
+    )
+    # Enforced by the observer (outermost): refused requests are timed, counted and logged too.
+    app.max_concurrent_requests = settings.config.limits.max_concurrent_requests
+    # Built once: a route without a description stops the start, and requests only copy bytes.
+    app.state.openapi = _encode(build_document(routes, title="gmsd", version=__version__,
+                                               protected=None if guard is None else guard.protects))
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """Factory for uvicorn (`--factory`): settings from the environment."""
+    return create_app(Settings.from_environment())

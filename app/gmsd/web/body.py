@@ -1,0 +1,219 @@
+"""Reading GMS request bodies (multipart, urlencoded, JSON) into parameters, within limits.
+
+Limits are enforced while the body streams in: a body over `body_bytes` is refused as soon as
+the bytes (or the Content-Length header) say so, a file over `file_bytes` as soon as it grows
+past it, and the field count on each new part, so an oversize request never sits in memory.
+How long a body may take is the connection's business (`gmsd.web.protocol`); this reader only
+tells its deadline from a client that hung up.
+python-multipart does the parsing; parts are collected straight into bytes because they go to
+Redis as bytes anyway (no temporary files, no thread pool).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from urllib.parse import parse_qsl
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from starlette.requests import Request
+
+from gmsd.config import Limits
+from gmsd.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
+from gmsd.types import Parameters, StoredFile
+from gmsd.web.protocol import BODY_TIMED_OUT
+
+_MULTIPART = b"multipart/form-data"
+_URLENCODED = b"application/x-www-form-urlencoded"
+_JSON = b"application/json"
+
+
+async def read_body(request: Request, limits: Limits) -> bytes:
+    """The whole body, refused with 413 past `limits.body_bytes` without reading the rest."""
+    chunks = [chunk async for chunk in _limited_stream(request, limits)]
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _limited_stream(request: Request, limits: Limits) -> AsyncIterator[bytes]:
+    # Straight from the ASGI receive channel: Starlette's request.stream() adds a layer of
+    # async generator per chunk for nothing we need.
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise BadRequest("invalid Content-Length")
+        if int(declared) > limits.body_bytes:
+            raise PayloadTooLarge(f"request body over the limit of {limits.body_bytes} bytes")
+    received = 0
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            if request.scope.get(BODY_TIMED_OUT):  # gmsd.web.protocol's deadline, not the client
+                raise RequestTimeout(f"the request body did not arrive within {limits.body_timeout:g} s")
+            raise BadRequest("the client closed the connection before the body was complete")
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            received += len(chunk)
+            if received > limits.body_bytes:
+                raise PayloadTooLarge(f"request body over the limit of {limits.body_bytes} bytes")
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+JsonParameters = Callable[[bytes], Iterable[tuple[str, str]]]
+
+
+async def read_parameters(request: Request, limits: Limits, from_json: JsonParameters) -> Parameters:
+    """The parameters of a form-like body, in the order sent.
+
+    multipart: text parts are strings, parts with a filename are files; urlencoded: strings;
+    JSON: what `from_json` makes of the body (the API's own value conversion). No body at all:
+    no parameters. Anything else: 415.
+    """
+    header = request.headers.get("content-type")
+    if header is None:
+        body = await read_body(request, limits)
+        if body.strip():
+            raise UnsupportedMediaType("a body needs a Content-Type: multipart/form-data, "
+                                       "application/x-www-form-urlencoded or application/json")
+        return []
+    media_type, options = parse_options_header(header)
+    if media_type == _URLENCODED:
+        body = await read_body(request, limits)
+        return _urlencoded(body, limits)
+    if media_type == _JSON:
+        body = await read_body(request, limits)
+        if not body.strip():
+            return []
+        params: Parameters = list(from_json(body))
+        _check_count(len(params), limits)
+        return params
+    if media_type == _MULTIPART:
+        boundary = options.get(b"boundary")
+        if not boundary:
+            raise BadRequest("malformed multipart body: the Content-Type has no boundary")
+        return await _multipart(request, boundary, limits)
+    raise UnsupportedMediaType(
+        f"unsupported Content-Type {media_type.decode('latin-1')!r}: use multipart/form-data, "
+        "application/x-www-form-urlencoded or application/json"
+    )
+
+
+def _check_count(count: int, limits: Limits) -> None:
+    if count > limits.fields:
+        raise PayloadTooLarge(f"too many fields: the limit is {limits.fields}")
+
+
+def _urlencoded(body: bytes, limits: Limits) -> Parameters:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the urlencoded body is not UTF-8") from None
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=limits.fields)
+    except UnicodeDecodeError:
+        raise BadRequest("the urlencoded body has percent-escapes that are not UTF-8") from None
+    except ValueError:
+        raise PayloadTooLarge(f"too many fields: the limit is {limits.fields}") from None
+    return list(pairs)
+
+
+class _Part:
+    __slots__ = ("content_type", "data", "filename", "headers", "name")
+
+    def __init__(self) -> None:
+        self.headers: dict[bytes, bytes] = {}
+        self.data = bytearray()
+        self.name = ""
+        self.filename: str | None = None
+        self.content_type = "application/octet-stream"
+
+
+class _MultipartCollector:
+    """python-multipart callbacks that collect parts and enforce the limits as data arrives."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.parts: Parameters = []
+        self.part = _Part()
+        self.header_name = b""
+        self.header_value = b""
+
+    def on_part_begin(self) -> None:
+        self.part = _Part()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.part.headers[self.header_name.lower()] = self.header_value
+        self.header_name = self.header_value = b""
+
+    def on_headers_finished(self) -> None:
+        if len(self.parts) >= self.limits.fields:
+            raise PayloadTooLarge(f"too many fields: the limit is {self.limits.fields}")
+        disposition, options = parse_options_header(self.part.headers.get(b"content-disposition", b""))
+        if disposition != b"form-data" or b"name" not in options:
+            raise BadRequest("malformed multipart body: a part has no Content-Disposition name")
+        self.part.name = _utf8(options[b"name"], "a part name")
+        if b"filename" in options:
+            self.part.filename = _utf8(options[b"filename"], "a file name")
+            content_type = self.part.headers.get(b"content-type", b"").strip()
+            if content_type:
+                self.part.content_type = _media_type(content_type)
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self.part
+        part.data += data[start:end]
+        if part.filename is not None and len(part.data) > self.limits.file_bytes:
+            raise PayloadTooLarge(f"file {part.name!r} over the limit of {self.limits.file_bytes} bytes")
+
+    def on_part_end(self) -> None:
+        part = self.part
+        if part.filename is None:
+            self.parts.append((part.name, _utf8(bytes(part.data), f"the value of {part.name!r}")))
+        else:
+            self.parts.append((part.name, StoredFile(bytes(part.data), part.content_type, part.filename)))
+
+
+def _media_type(raw: bytes) -> str:
+    # Served back as the Content-Type header: only what a header value can carry as is
+    # (printable ASCII; anything else was a 500 when the file was read back).
+    if not raw.isascii() or not raw.decode("ascii").isprintable():
+        raise BadRequest("malformed multipart body: a part's Content-Type must be printable ASCII")
+    return raw.decode("ascii")
+
+
+def _utf8(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(f"malformed multipart body: {what} is not UTF-8") from None
+
+
+async def _multipart(request: Request, boundary: bytes, limits: Limits) -> Parameters:
+    collector = _MultipartCollector(limits)
+    callbacks = {
+        name: getattr(collector, name)
+        for name in (
+            "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
+            "on_headers_finished", "on_part_data", "on_part_end",
+        )
+    }
+    received = 0
+    try:
+        parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+        async for chunk in _limited_stream(request, limits):
+            received += len(chunk)
+            parser.write(chunk)
+        parser.finalize()
+    except (FormParserError, ValueError) as exc:
+        raise BadRequest(f"malformed multipart body: {exc}") from None
+    # finalize() accepts a body cut short; only the state machine knows the end was seen.
+    if received and parser.state != MultipartState.END:
+        raise BadRequest("malformed multipart body: it ends before the closing boundary")
+    return collector.parts

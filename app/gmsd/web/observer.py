@@ -1,0 +1,91 @@
+"""The one middleware on the request path: request id, timing, metrics and the access log.
+
+A pure ASGI wrapper (no BaseHTTPMiddleware, which would copy every body through a task group):
+per request it reads the clock twice, wraps `send` once to see the status and add the
+`X-Request-ID` header, and after the answer records the route *template* that Starlette's router
+put in `scope["route"]` (never the raw path, which carries ids and keys).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gmsd import metrics
+from gmsd.errors import Overloaded
+from gmsd.web.logs import REQUEST_ID_HEADER, access_log, log_request, request_id_for, set_request_id
+from gmsd.web.paths import EXEMPT_PATHS
+from gmsd.web.responses import error_response
+
+log = logging.getLogger("gmsd")
+
+_SERVER_ERROR = b'{"message":"internal server error"}'
+_SERVER_ERROR_HEADERS = ((b"content-type", b"application/json"), (b"content-length", b"%d" % len(_SERVER_ERROR)))
+
+# Kubernetes probes and Prometheus scrapes every few seconds would drown the requests that
+# matter: their lines are written at DEBUG, everything else at INFO.
+
+
+class RequestObserver:
+    """Times each HTTP request, tags it with a request id, counts it and logs one JSON line."""
+
+    def __init__(self, app: ASGIApp, max_concurrent: int | None = None) -> None:
+        self.app = app
+        # Requests in progress past which new ones get 503 at once (gmsd.web.paths).
+        self.max_concurrent = max_concurrent if max_concurrent is not None else 1 << 62
+        self.in_progress = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call; lifespan and other scope types pass straight through."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_for(scope["headers"])
+        set_request_id(request_id)
+        id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+        status = 500  # what the client gets if the app fails before it answers
+        status_sent: int | None = None
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, status_sent
+            if message["type"] == "http.response.start":
+                status = status_sent = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        started = time.perf_counter()
+        metrics.request_started()
+        self.in_progress += 1
+        try:
+            if self.in_progress > self.max_concurrent and scope["path"] not in EXEMPT_PATHS:
+                # The body is not read: uvicorn discards it (bounded by gmsd.web.protocol's deadline).
+                await error_response(Overloaded(), scope["path"])(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        except Exception:
+            # This middleware stands where Starlette's ServerErrorMiddleware would (one layer
+            # less per request, see gmsd.main): it answers what nothing else handled.
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if status_sent is None:
+                # Fresh messages: send_with_id adds the request id header to what it is given.
+                await send_with_id({"type": "http.response.start", "status": 500,
+                                    "headers": list(_SERVER_ERROR_HEADERS)})
+                await send_with_id({"type": "http.response.body", "body": _SERVER_ERROR})
+        finally:
+            self.in_progress -= 1
+            seconds = time.perf_counter() - started
+            metrics.request_finished()
+            route = getattr(scope.get("route"), "path", metrics.UNMATCHED_ROUTE)
+            method: str = scope["method"]
+            metrics.observe_request(method, route, status, seconds)
+            level = logging.DEBUG if route in EXEMPT_PATHS else logging.INFO
+            if access_log.isEnabledFor(level):
+                log_request(level, {
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "request_id": request_id,
+                })

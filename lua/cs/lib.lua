@@ -1,0 +1,182 @@
+-- Shared functions of the Context Services scripts. Not a script by itself: gmsd prepends this
+-- file to every lua/cs/*.lua when it registers them, so each stays one self-contained EVALSHA.
+--
+-- Layout (all keys of one script share the hash tag {cs:<p>}; see docs/keys.md):
+-- * svc     service hash: t0, t1 (start/end ms), exp (expiry ms), seq (last state/task id),
+--           type, tk, est, cust, ck, mk, cm, mm, ip, gen, s:<event field>, e:<end field>,
+--           a:<attached data key>; values of typed fields are JSON text as the client sent it.
+-- * states, tasks  `<id>:<field>` (t0, t1, type, tk, est, prev, state, s:*, e:*, a:*) per
+--           state or task, and `active` = " 3 7 " (the ids still active).
+-- * ix      the partition's index: members `<kind>\0<owner…>\0<service id>#<gen>`, score 0.
+-- * ixexp   the same members scored by the expiry (ms) of the conversation they point to.
+-- An index member is valid only while the service hash holds exactly that member in `cm` or
+-- `mm`; readers skip and drop entries that fail this, and expired ones are trimmed by score.
+
+local argi = 0
+-- The next ARGV value (scripts read their arguments in order).
+local function arg()
+  argi = argi + 1
+  return ARGV[argi]
+end
+
+-- A counted list from ARGV: n, then n field/value pairs (returned flat).
+local function arg_pairs()
+  local n = tonumber(arg())
+  local out = {}
+  for i = 1, 2 * n do out[i] = arg() end
+  return out
+end
+
+local CHUNK = 500
+-- Run `command key …items` in chunks (unpack has a stack limit).
+local function chunked(command, key, items)
+  for i = 1, #items, CHUNK do
+    redis.call(command, key, unpack(items, i, math.min(i + CHUNK - 1, #items)))
+  end
+end
+
+-- HSET prefix..field = value for each pair of a flat list.
+local function hset_pairs(key, prefix, list)
+  local batch = {}
+  for i = 1, #list, 2 do
+    batch[#batch + 1] = prefix .. list[i]
+    batch[#batch + 1] = list[i + 1]
+  end
+  chunked('HSET', key, batch)
+end
+
+local TRIM_BATCH = 256
+-- Remove (up to a batch of) index entries whose conversation has expired.
+local function index_trim(ix, ixexp, now)
+  local dead = redis.call('ZRANGEBYSCORE', ixexp, '-inf', '(' .. now, 'LIMIT', 0, TRIM_BATCH)
+  if #dead > 0 then
+    chunked('ZREM', ix, dead)
+    chunked('ZREM', ixexp, dead)
+  end
+end
+
+-- The index keys live as long as their longest-lived entry.
+local function index_expire(ix, ixexp)
+  local top = redis.call('ZRANGE', ixexp, -1, -1, 'WITHSCORES')
+  if top[2] then
+    local at = string.format('%d', tonumber(top[2]))
+    redis.call('PEXPIREAT', ix, at)
+    redis.call('PEXPIREAT', ixexp, at)
+  end
+end
+
+local function index_put(ix, ixexp, member, exp)
+  redis.call('ZADD', ix, 0, member)
+  redis.call('ZADD', ixexp, exp, member)
+end
+
+local function index_drop(ix, ixexp, member)
+  redis.call('ZREM', ix, member)
+  redis.call('ZREM', ixexp, member)
+end
+
+-- Create a service: its hash and its index entries (customer or anonymous, and match).
+local function start_service(svc, ix, ixexp, exp, cm, mm, t0, fields)
+  redis.call('HSET', svc, 't0', t0, 'exp', exp, 'seq', 0, 'gen', 0, 'cm', cm, 'mm', mm)
+  hset_pairs(svc, '', fields)
+  redis.call('PEXPIREAT', svc, exp)
+  index_put(ix, ixexp, cm, exp)
+  index_put(ix, ixexp, mm, exp)
+  index_expire(ix, ixexp)
+end
+
+-- Give the whole conversation a new expiry, and the entries of this partition's index with it.
+-- Entries in another partition (`ip`) were raised by the caller before (see remote_not_raised).
+local function set_expiry(svc, states, tasks, ix, ixexp, exp)
+  redis.call('HSET', svc, 'exp', exp)
+  redis.call('PEXPIREAT', svc, exp)
+  redis.call('PEXPIREAT', states, exp)
+  redis.call('PEXPIREAT', tasks, exp)
+  if not redis.call('HGET', svc, 'ip') then
+    for _, field in ipairs({'cm', 'mm'}) do
+      local member = redis.call('HGET', svc, field)
+      if member then redis.call('ZADD', ixexp, 'XX', exp, member) end
+    end
+    index_expire(ix, ixexp)
+  end
+end
+
+-- True when a new expiry must not be applied yet: the service's index entries are in another
+-- partition, and the caller has not raised them for its current owner (`token` = the `cm` the
+-- caller read before raising them; '' if it did not). The caller then raises and tries again.
+local function remote_not_raised(svc, exp, token)
+  return exp ~= '' and redis.call('HEXISTS', svc, 'ip') == 1 and redis.call('HGET', svc, 'cm') ~= token
+end
+
+local function active_ids(items)
+  local ids = {}
+  for id in string.gmatch(redis.call('HGET', items, 'active') or '', '%d+') do ids[#ids + 1] = id end
+  return ids
+end
+
+local function active_remove(items, id)
+  local list = redis.call('HGET', items, 'active') or ' '
+  local pattern = ' ' .. id .. ' '
+  local at = string.find(list, pattern, 1, true)
+  if not at then return false end
+  redis.call('HSET', items, 'active', string.sub(list, 1, at) .. string.sub(list, at + #pattern))
+  return true
+end
+
+-- A new state or task: the next id of the service, its fields, active, the conversation's expiry.
+local function new_item(svc, items, t0, fields)
+  local id = tostring(redis.call('HINCRBY', svc, 'seq', 1))
+  redis.call('HSET', items, id .. ':t0', t0, 'active', (redis.call('HGET', items, 'active') or ' ') .. id .. ' ')
+  hset_pairs(items, id .. ':', fields)
+  redis.call('PEXPIREAT', items, redis.call('HGET', svc, 'exp'))
+  return id
+end
+
+-- End an active state or task with its end event fields.
+local function end_item(items, id, t1, fields)
+  active_remove(items, id)
+  redis.call('HSET', items, id .. ':t1', t1)
+  hset_pairs(items, id .. ':', fields)
+end
+
+-- End every active state or task at `t1` (the service ends).
+local function end_all(items, t1)
+  local ids = active_ids(items)
+  for _, id in ipairs(ids) do redis.call('HSET', items, id .. ':t1', t1) end
+  if #ids > 0 then redis.call('HSET', items, 'active', ' ') end
+end
+
+-- The first active state or task of type part `tk` (and attached to state `state` if given).
+local function find_item(items, tk, state)
+  for _, id in ipairs(active_ids(items)) do
+    if redis.call('HGET', items, id .. ':tk') == tk
+        and (state == nil or redis.call('HGET', items, id .. ':state') == state) then
+      return id
+    end
+  end
+  return nil
+end
+
+-- Composite start inside a found or new service: find or create the active state of the
+-- request's type, then (if asked) its task. Reads from ARGV: state tk, t0, fields; then
+-- "0" (no task) or "1", task tk, "1" to attach the task to the state, t0, fields.
+-- Returns {state id, created 0/1[, task id, created 0/1]}.
+local function find_or_start_items(svc, states, tasks)
+  local state_tk, state_t0, state_fields = arg(), arg(), arg_pairs()
+  local state_id, state_new = find_item(states, state_tk, nil), 0
+  if not state_id then
+    state_id, state_new = new_item(svc, states, state_t0, state_fields), 1
+  end
+  if arg() == '0' then return {state_id, state_new} end
+  local task_tk, attach, task_t0, task_fields = arg(), arg(), arg(), arg_pairs()
+  local linked = nil
+  if attach == '1' then linked = state_id end
+  local task_id, task_new = find_item(tasks, task_tk, linked), 0
+  if not task_id then
+    task_id, task_new = new_item(svc, tasks, task_t0, task_fields), 1
+    if linked then redis.call('HSET', tasks, task_id .. ':state', linked) end
+  end
+  return {state_id, state_new, task_id, task_new}
+end
+
+-- ---- end of lua/cs/lib.lua ----

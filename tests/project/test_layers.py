@@ -1,0 +1,158 @@
+"""The layout's rules, executable: who may import what.
+
+A request reads straight down: an area's `routes.py` (HTTP) calls its domain modules (pure:
+no Starlette, no Redis), which reach Redis only through their area's `store.py` behind a
+`Protocol`; `store.py` alone talks to `gmsd.backend`. `gmsd.web` and `gmsd.backend` are
+plumbing that knows no area; areas do not reach into each other. `main.py` (the composition
+root) and `cli.py` wire everything together; `gmsd.bench` is a tool the service never imports.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.paths import ROOT
+
+PACKAGE = ROOT / "app" / "gmsd"
+PLUMBING = {"web", "backend"}
+TOOLS = {"bench"}
+ROOMS_WITH_IO = {"routes", "store"}  # an area's only modules that may touch HTTP or Redis
+COMPOSITION_ROOT = {"gmsd.main", "gmsd.cli"}
+HTTP_LIBRARIES = ("starlette", "uvicorn", "python_multipart")
+REDIS_LIBRARIES = ("redis", "fakeredis", "hiredis", "lupa")
+
+
+def areas(package: Path = PACKAGE) -> set[str]:
+    """The API areas: sub-packages that are neither plumbing nor tools."""
+    return {p.name for p in package.iterdir()
+            if (p / "__init__.py").is_file() and p.name not in PLUMBING | TOOLS}
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One import: `importer` (a module name) imports `imported` (a module name) at `line`."""
+
+    importer: str
+    imported: str
+    line: int
+
+
+def module_name(path: Path, package: Path) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(package: Path = PACKAGE) -> Iterator[Edge]:
+    """Every import in the package, relative ones resolved, `from a import b` as `a.b` when b is a module."""
+    for path in sorted(package.rglob("*.py")):
+        importer = module_name(path, package)
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    yield Edge(importer, alias.name, node.lineno)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = importer.split(".")
+                    anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
+                    base = ".".join([*anchor, base] if base else anchor)
+                for alias in node.names:
+                    candidate = f"{base}.{alias.name}"
+                    as_module = package.parent / Path(*candidate.split("."))
+                    is_module = as_module.with_suffix(".py").is_file() or (as_module / "__init__.py").is_file()
+                    yield Edge(importer, candidate if is_module else base, node.lineno)
+
+
+def _top(name: str) -> str:
+    return name.split(".")[0]
+
+
+def violations(package: Path = PACKAGE) -> list[str]:
+    """Every import that breaks a rule of the layout, as `importer:line imports imported (rule)`."""
+    known_areas = areas(package)
+    found: list[str] = []
+    for edge in imports(package):
+        parts = edge.importer.split(".")
+        target = edge.imported.split(".")
+        where = f"{edge.importer}:{edge.line} imports {edge.imported}"
+        sub = parts[1] if len(parts) > 1 else ""
+        room = parts[2] if len(parts) > 2 else ""
+        into_gmsd = target[0] == "gmsd"
+        target_sub = target[1] if into_gmsd and len(target) > 1 else ""
+        if edge.importer in COMPOSITION_ROOT:
+            continue
+        if sub in TOOLS:
+            continue  # the benchmark drives the service from outside; nothing imports it
+        if into_gmsd and target_sub in TOOLS:
+            found.append(f"{where} (the service never imports the benchmark)")
+        if sub in PLUMBING and into_gmsd and target_sub in known_areas:
+            found.append(f"{where} (plumbing knows no area)")
+        if sub in PLUMBING and into_gmsd and target_sub in PLUMBING and target_sub != sub:
+            found.append(f"{where} (web and backend know nothing of each other)")
+        if into_gmsd and target_sub == "backend" and sub != "backend" and not (sub in known_areas and room == "store"):
+            found.append(f"{where} (only an area's store.py talks to the backend)")
+        if sub in known_areas and into_gmsd and target_sub in known_areas and target_sub != sub:
+            found.append(f"{where} (an area does not reach into another)")
+        if sub in known_areas and room not in ROOMS_WITH_IO:
+            if _top(edge.imported) in HTTP_LIBRARIES or (into_gmsd and target_sub == "web"):
+                found.append(f"{where} (domain and model modules know no HTTP)")
+            if _top(edge.imported) in REDIS_LIBRARIES:
+                found.append(f"{where} (domain and model modules know no Redis)")
+            if into_gmsd and target_sub == sub and len(target) > 2 and target[2] in ROOMS_WITH_IO:
+                found.append(f"{where} (the domain reaches its store through a Protocol, never routes or store)")
+        if sub in known_areas and room == "store" and (_top(edge.imported) in HTTP_LIBRARIES or target_sub == "web"):
+            found.append(f"{where} (a store knows no HTTP)")
+        if (sub == "backend" or (sub not in known_areas and sub not in PLUMBING and not room)) and (
+            _top(edge.imported) in HTTP_LIBRARIES
+        ) and sub != "web":
+            found.append(f"{where} (only web/ and routes know HTTP)")
+        if sub not in PLUMBING and sub not in known_areas and _top(edge.imported) in REDIS_LIBRARIES:
+            found.append(f"{where} (only backend/ and stores know Redis)")
+    return found
+
+
+def test_every_area_has_the_same_rooms() -> None:
+    for area in sorted(areas()):
+        rooms = {p.stem for p in (PACKAGE / area).glob("*.py")}
+        assert {"__init__", "routes", "models", "store"} <= rooms, area
+
+
+def test_every_test_folder_mirrors_a_package_folder() -> None:
+    test_folders = {p.name for p in (ROOT / "tests").iterdir() if (p / "__init__.py").is_file()}
+    assert test_folders - {"support", "project"} <= areas() | PLUMBING | TOOLS
+
+
+def test_the_layout_rules_hold() -> None:
+    assert violations() == []
+
+
+FORBIDDEN = [
+    ("gms/service_api.py", "from starlette.requests import Request\n", "know no HTTP"),
+    ("cs/services.py", "import redis.asyncio\n", "know no Redis"),
+    ("cs/services.py", "from gmsd.cs import store\n", "through a Protocol"),
+    ("web/responses.py", "from gmsd.gms import routes\n", "plumbing knows no area"),
+    ("backend/batcher.py", "from gmsd.web.responses import json_response\n", "know nothing of each other"),
+    ("gms/routes.py", "from gmsd.backend.connect import connect\n", "only an area's store.py"),
+    ("cs/routes.py", "from gmsd.gms.service_api import ServiceApi\n", "does not reach into another"),
+    ("keys.py", "from starlette.responses import Response\n", "only web/ and routes know HTTP"),
+    ("web/ops.py", "from gmsd.bench import harness\n", "never imports the benchmark"),
+]
+
+
+@pytest.mark.parametrize(("module", "line", "rule"), FORBIDDEN)
+def test_a_forbidden_import_is_caught(tmp_path: Path, module: str, line: str, rule: str) -> None:
+    # The checker runs on a copy of the package with one forbidden import added.
+    import shutil
+
+    copy = tmp_path / "gmsd"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "wrk"))
+    target = copy / module
+    target.write_text(target.read_text(encoding="utf-8") + "\n" + line, encoding="utf-8")
+    found = violations(copy)
+    assert any(rule in v and module.replace("/", ".").removesuffix(".py") in v for v in found), found
