@@ -8,7 +8,6 @@ import select
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,36 +15,9 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import RedisServer, free_port
+from tests.conftest import RedisServer
+from tests.support.gmsd_process import start_gmsd, stop
 from tests.support.paths import ROOT
-
-
-def start_gmsd(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `gmsd serve` (this checkout's code) on a free port; wait until /healthz answers."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gmsd.cli", "serve", "--port", str(port), *args],
-        cwd=ROOT, env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gmsd exited: {process.stdout.read().decode() if process.stdout else ''}")
-        try:
-            if httpx.get(base + "/healthz", timeout=0.5).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("gmsd did not start")
-
-
-def stop(process: subprocess.Popen[bytes]) -> str:
-    process.terminate()
-    out, _ = process.communicate(timeout=15)
-    return out.decode(errors="replace")
 
 
 @pytest.fixture

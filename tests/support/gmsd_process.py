@@ -1,18 +1,22 @@
-"""A real `gmsd serve` for the hardening tests: started from this checkout, stdout to a file (an
-unread pipe fills up and stalls the server), its memory read from /proc, always stopped."""
+"""A real `gmsd serve` for tests, started from this checkout: `GmsdProcess` (hardening: stdout to a
+file, since an unread pipe fills up and stalls the server; memory read from /proc), `Served`
+(operations: its JSON log lines), `start_gmsd` (a process and its URL)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import free_port
 from tests.support.paths import ROOT
@@ -105,3 +109,74 @@ def gmsd_serving(directory: Path, redis_url: str | None, config: str, workers: i
         yield server
     finally:
         server.stop()
+
+
+class Served:
+    """A `gmsd serve` process started from this checkout, its URL and its stdout."""
+
+    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.log_path = tmp_path / f"gmsd-{port}.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gmsd.cli", "serve", "--port", str(port), *args],
+                cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_for(lambda: self.answers("/healthz"), f"gmsd did not start:\n{self.output()}", check=self.process)
+
+    def answers(self, path: str) -> bool:
+        try:
+            return httpx.get(self.base + path, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Every line of stdout, each parsed as JSON (a line that is not JSON fails the test)."""
+        return [json.loads(line) for line in self.output().splitlines() if line.strip()]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(30)
+
+
+def wait_for(condition: Callable[[], bool], message: str, deadline: float = 20,
+             check: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll `condition` until true; fail with `message` after `deadline` s or if `check` exited."""
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end or (check is not None and check.poll() is not None):
+            pytest.fail(message)
+        time.sleep(0.05)
+
+
+def start_gmsd(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `gmsd serve` (this checkout's code) on a free port; wait until /healthz answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gmsd.cli", "serve", "--port", str(port), *args],
+        cwd=ROOT, env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gmsd exited: {process.stdout.read().decode() if process.stdout else ''}")
+        try:
+            if httpx.get(base + "/healthz", timeout=0.5).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("gmsd did not start")
+
+
+def stop(process: subprocess.Popen[bytes]) -> str:
+    process.terminate()
+    out, _ = process.communicate(timeout=15)
+    return out.decode(errors="replace")

@@ -15,7 +15,7 @@ from gmsd.config import SAMPLE_CONFIG, parse_config
 from gmsd.errors import ConfigError
 from gmsd.web.auth import Credentials, load_credentials
 from tests.conftest import AppFactory
-from tests.web.test_operations_server import Served
+from tests.support.gmsd_process import Served
 
 GMS = "/genesys/1/service"
 CS = "/genesys/1/cs"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import RedisServer
-from tests.project.test_end_to_end import start_gmsd, stop
+from tests.support.gmsd_process import start_gmsd, stop
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ every wait below is event-driven with a generous deadline, never a timed asserti
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,53 +22,13 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import RedisServer, free_port
+from tests.conftest import RedisServer
+from tests.support.gmsd_process import Served, wait_for
 from tests.support.paths import ROOT
 
 BASE = "/genesys/1/service"
 
 
-class Served:
-    """A `gmsd serve` process started from this checkout, its URL and its stdout."""
-
-    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        self.log_path = tmp_path / f"gmsd-{port}.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gmsd.cli", "serve", "--port", str(port), *args],
-                cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-            )
-        wait_for(lambda: self.answers("/healthz"), f"gmsd did not start:\n{self.output()}", check=self.process)
-
-    def answers(self, path: str) -> bool:
-        try:
-            return httpx.get(self.base + path, timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def lines(self) -> list[dict[str, Any]]:
-        """Every line of stdout, each parsed as JSON (a line that is not JSON fails the test)."""
-        return [json.loads(line) for line in self.output().splitlines() if line.strip()]
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(30)
-
-
-def wait_for(condition: Callable[[], bool], message: str, deadline: float = 20,
-             check: subprocess.Popen[bytes] | None = None) -> None:
-    """Poll `condition` until true; fail with `message` after `deadline` s or if `check` exited."""
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end or (check is not None and check.poll() is not None):
-            pytest.fail(message)
-        time.sleep(0.05)
 
 
 class HeldOrchestration:
