@@ -14,17 +14,32 @@ import pytest
 
 from tests.conftest import RedisServer
 from tests.support.gmsd_process import GmsdProcess, gmsd_serving
+from tests.support.orchestration import Orchestration
 
 CONFIG = """
 [services.s]
+_ttl = 600
+
+[services.o]
+_type = "ors"
+_service = "{orchestration}/base/flow?tenant=t1"
 _ttl = 600
 """
 TIMEOUT = 10.0  # seconds: any answer slower than this is a failure, not a wait
 
 
 @pytest.fixture(scope="module")
-def server(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GmsdProcess]:
-    with gmsd_serving(tmp_path_factory.mktemp("hostile"), redis_server.url, CONFIG, workers=1,
+def orchestration() -> Iterator[Orchestration]:
+    played = Orchestration()
+    yield played
+    played.close()
+
+
+@pytest.fixture(scope="module")
+def server(redis_server: RedisServer, orchestration: Orchestration,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[GmsdProcess]:
+    config = CONFIG.format(orchestration=orchestration.url)
+    with gmsd_serving(tmp_path_factory.mktemp("hostile"), redis_server.url, config, workers=1,
                       log_level="info") as served:
         yield served
         # Whatever the tests of this module sent, the log has no traceback in it.
@@ -92,3 +107,37 @@ def test_a_trailing_slash_is_a_404_json_never_a_redirect_to_the_client_s_host(se
         assert "not found" in answer.json()["message"] or answer.status == 405
         if path.startswith("/genesys/1/cs"):
             assert answer.json()["exception"].endswith("Exception")
+
+
+# --- item: the orchestration URL cannot be steered ---------------------------------------------
+
+STEERING = [
+    "%2E%2E", "..", ".", "%2e%2e%2Fadmin", "x%3Fq%3D1", "x%23", "%23", "a%2Fb", "a%5Cb", "x%00", "a%20b",
+    "%C3%A9t%C3%A9", "x%0D%0AX-Injected:%201", "%25", "a;b", "a:b", "~", "-x" + "y" * 200,
+]
+
+
+@pytest.mark.parametrize("request_name", STEERING)
+def test_a_request_name_is_one_safe_path_segment_else_400(
+    server: GmsdProcess, orchestration: Orchestration, request_name: str
+) -> None:
+    created = httpx.post(f"{server.base}/genesys/1/service/o").json()["id"]
+    orchestration.received.clear()
+    answer = send(server, "POST", f"/genesys/1/service/{created}/{request_name}", b"a=1",
+                  {"Content-Type": "application/x-www-form-urlencoded"})
+    # A name with a `/` in it (`%2F` decoded) is another resource's path: 404/405, never a call.
+    assert answer.status in (400, 404, 405), (request_name, answer.status, answer.body)
+    assert answer.json()["message"]
+    assert orchestration.received == []  # the orchestration was never called
+
+
+def test_a_safe_request_name_is_one_more_segment_of_the_configured_url(
+    server: GmsdProcess, orchestration: Orchestration
+) -> None:
+    created = httpx.post(f"{server.base}/genesys/1/service/o").json()["id"]
+    orchestration.received.clear()
+    answer = httpx.post(f"{server.base}/genesys/1/service/{created}/next-step_2.v1", data={"a": "1"})
+    assert answer.status_code == 200, answer.text
+    [(path, payload)] = orchestration.received
+    assert path == "/base/flow/next-step_2.v1?tenant=t1"  # the configured query kept, the path one deeper
+    assert payload == {"a": "1", "_id": created, "_data_id": created}

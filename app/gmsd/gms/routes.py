@@ -66,7 +66,8 @@ GMS = Api("Service API", GmsErrorBody, {
                   "PUT and DELETE: a service id"),
     "id": Param("id", "path", _STRING, "a service id, as answered by create"),
     "key": Param("key", "path", _STRING, "a storage key"),
-    "request": Param("request", "path", _STRING, "`update`, or a request an `ors` service forwards"),
+    "request": Param("request", "path", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
+                     "`update`, or a request an `ors` service forwards (one segment of its URL)"),
 })
 
 
