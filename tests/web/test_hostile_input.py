@@ -141,3 +141,27 @@ def test_a_safe_request_name_is_one_more_segment_of_the_configured_url(
     [(path, payload)] = orchestration.received
     assert path == "/base/flow/next-step_2.v1?tenant=t1"  # the configured query kept, the path one deeper
     assert payload == {"a": "1", "_id": created, "_data_id": created}
+
+
+# --- item: no stored script ------------------------------------------------------------------
+
+SCRIPT = b"<html><script>alert(document.domain)</script></html>"
+
+
+@pytest.mark.parametrize("filename", ["", "page.html", "x.svg", "\u00e9t\u00e9.html"])
+def test_a_binary_value_is_always_a_download_that_a_browser_will_not_run(server: GmsdProcess,
+                                                                          filename: str) -> None:
+    sid = service(server)
+    part_type = "image/svg+xml" if filename.endswith(".svg") else "text/html"
+    body = (b'--b\r\nContent-Disposition: form-data; name="page"; filename="' + filename.encode() + b'"\r\n'
+            b"Content-Type: " + part_type.encode() + b"\r\n\r\n" + SCRIPT + b"\r\n--b--\r\n")
+    stored = send(server, "POST", f"/genesys/1/service/{sid}/storage", body,
+                  {"Content-Type": "multipart/form-data; boundary=b"})
+    assert stored.status == 200, stored.body
+    for key in ("page", "kept"):  # the file, and a string key served as bytes
+        served = send(server, "GET", f"/genesys/1/service/{sid}/storage/binary/{key}")
+        assert served.status == 200
+        assert served.headers["content-disposition"].startswith("attachment"), served.headers
+        assert served.headers["x-content-type-options"] == "nosniff"
+        assert served.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    assert served.body == b"yes"

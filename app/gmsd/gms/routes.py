@@ -177,17 +177,23 @@ async def delete_key(request: Request) -> Response:
 @GMS.operation("One key as bytes, with the content type and file name it was uploaded with",
                answers={200: Answer("the exact bytes (a string key: its UTF-8 text)",
                                     {"*/*": {"type": "string", "contentMediaType": "application/octet-stream"}},
-                                    {"Content-Disposition": "`attachment` with the file name, when known"})},
+                                    {"Content-Disposition": "always `attachment`, with the file name when known",
+                                     "X-Content-Type-Options": "`nosniff`",
+                                     "Content-Security-Policy": "`default-src 'none'; sandbox`"})},
                errors=(503,))
 async def storage_binary(request: Request) -> Response:
     """GET /genesys/1/service/{id}/storage/binary/{key}: the exact bytes with their type."""
     p = request.path_params
     value = await _api(request).read_binary(p["id"], p["key"])
     # The type exactly as uploaded (as `media_type`, Starlette would add a charset to text/*).
-    headers = {"content-type": value.content_type}
-    if value.filename is not None:
-        headers["content-disposition"] = _disposition(value.filename)
+    # Whatever that type and the file name: a download, never a page a browser renders or runs
+    # on gmsd's origin (a `text/html` upload is a stored script otherwise).
+    headers = {"content-type": value.content_type, **_DOWNLOAD,
+               "content-disposition": _disposition(value.filename) if value.filename else "attachment"}
     return Response(value.data, 200, headers)
+
+
+_DOWNLOAD = {"x-content-type-options": "nosniff", "content-security-policy": "default-src 'none'; sandbox"}
 
 
 def _disposition(filename: str) -> str:
