@@ -165,3 +165,82 @@ def test_a_binary_value_is_always_a_download_that_a_browser_will_not_run(server:
         assert served.headers["x-content-type-options"] == "nosniff"
         assert served.headers["content-security-policy"] == "default-src 'none'; sandbox"
     assert served.body == b"yes"
+
+
+# --- items: input that is not UTF-8, JSON nested too deeply ----------------------------------
+
+JSON_TYPE = {"Content-Type": "application/json"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+CS_START = "/genesys/1/cs/services/start"
+DEEP = 2000  # levels: past msgspec's own bound (Python's recursion limit)
+
+
+def nested(levels: int) -> bytes:
+    return b"[" * levels + b"]" * levels
+
+
+# (name, method, target, body, headers, status): `{sid}` / `{cs}` are a GMS / CS service id.
+MALFORMED = [
+    ("CS attached value", "POST", CS_START, b'{"customer_id": "u8", "note": "caf\xe9"}', JSON_TYPE, 400),
+    ("CS customer_id", "POST", CS_START, b'{"customer_id": "\xff"}', JSON_TYPE, 400),
+    ("CS contact_key", "POST", CS_START, b'{"contact_key": "\xc3("}', JSON_TYPE, 400),
+    ("CS service_type", "POST", CS_START, b'{"customer_id": "u8", "service_type": "\xed\xa0\x80"}', JSON_TYPE, 400),
+    ("CS attached key", "POST", CS_START, b'{"customer_id": "u8", "k\xff": 1}', JSON_TYPE, 400),
+    ("CS state start", "POST", "/genesys/1/cs/services/{cs}/states/start", b'{"state_type": "\xff"}', JSON_TYPE, 400),
+    ("CS extension", "PUT", "/genesys/1/cs/services/{cs}/extensions/note", b'"\xff"', JSON_TYPE, 400),
+    ("CS end", "POST", "/genesys/1/cs/services/{cs}/end", b'{"x": "\xfe"}', JSON_TYPE, 400),
+    ("CS composite", "POST", "/genesys/1/cs/services_composite/start",
+     b'{"services": [{"service": {"customer_id": "\xff"}}]}', JSON_TYPE, 400),
+    ("CS path customer_id", "GET", "/genesys/1/cs/customers/%FF/services", b"", {}, 400),
+    ("CS path contact_key", "GET", "/genesys/1/cs/services/anonymous/%C3%28", b"", {}, 400),
+    ("CS query service_types", "GET", "/genesys/1/cs/customers/u8/services?service_types=%FF", b"", {}, 400),
+    ("CS deep JSON", "POST", CS_START, b'{"customer_id": "u8", "x": ' + nested(DEEP) + b"}", JSON_TYPE, 400),
+    ("CS deep extension", "PUT", "/genesys/1/cs/services/{cs}/extensions/note", nested(DEEP), JSON_TYPE, 400),
+    ("GMS JSON value", "POST", "/genesys/1/service/{sid}/storage", b'{"k": "\xff"}', JSON_TYPE, 400),
+    ("GMS JSON key", "POST", "/genesys/1/service/s", b'{"k\xff": 1}', JSON_TYPE, 400),
+    ("GMS urlencoded", "POST", "/genesys/1/service/{sid}/storage", b"k=%FF", FORM, 400),
+    ("GMS PUT JSON", "PUT", "/genesys/1/service/{sid}", b'{"ttl": 60, "x": "\xff"}', JSON_TYPE, 400),
+    ("GMS path key", "GET", "/genesys/1/service/{sid}/storage/%FF", b"", {}, 400),
+    ("GMS deep JSON (400 levels)", "POST", "/genesys/1/service/s", b'{"x": ' + nested(400) + b"}", JSON_TYPE, 500),
+    ("GMS deep JSON", "POST", "/genesys/1/service/{sid}/storage", b'{"x": ' + nested(DEEP) + b"}", JSON_TYPE, 500),
+    ("GMS deep PUT", "PUT", "/genesys/1/service/{sid}", b'{"x": ' + nested(DEEP) + b', "ttl": 60}', JSON_TYPE, 500),
+]
+
+
+@pytest.mark.parametrize(("method", "target", "body", "headers", "status"),
+                         [case[1:] for case in MALFORMED], ids=[case[0] for case in MALFORMED])
+def test_input_that_is_not_utf8_or_nested_too_deeply_gets_its_status_and_no_traceback(
+    server: GmsdProcess, method: str, target: str, body: bytes, headers: dict[str, str], status: int
+) -> None:
+    sid = service(server)
+    cs = httpx.post(f"{server.base}{CS_START}", json={"customer_id": "u8"}).json()["service_id"]
+    logged = len(server.output())
+    answer = send(server, method, target.format(sid=sid, cs=cs), body, headers)
+    assert answer.status == status, answer.body
+    document = answer.json()
+    if status == 500:  # GMS' documented answer to JSON it cannot read
+        assert document["message"].startswith("Could not read JSON"), document
+    else:
+        assert document["message"]
+    if target.startswith("/genesys/1/cs"):
+        assert document["exception"].endswith("InvalidParameterException"), document
+    new_lines = server.output()[logged:]
+    assert "Traceback" not in new_lines and '"level":"error"' not in new_lines, new_lines
+    # Nothing was stored, and everything gmsd answers about these services is still strict UTF-8 JSON.
+    assert json.loads(send(server, "GET", f"/genesys/1/service/{sid}/storage").body) == {"kept": "yes"}
+    for path in ("/genesys/1/cs/customers/u8/services", f"/genesys/1/cs/services/{cs}?active_states=true"):
+        raw = send(server, "GET", path).body
+        raw.decode("utf-8")  # strictly
+        json.loads(raw)
+
+
+def test_json_nested_within_the_bounds_is_served(server: GmsdProcess) -> None:
+    sid = service(server)
+    stored = httpx.post(f"{server.base}/genesys/1/service/{sid}/storage", json={"x": [[["a", 1]]]})
+    assert stored.status_code == 200, stored.text
+    assert httpx.get(f"{server.base}/genesys/1/service/{sid}/storage/x").json() == {"x": "[[[a, 1]]]"}
+    deep = b'{"customer_id": "deep-ok", "x": ' + nested(200) + b"}"  # CS keeps attached data as sent
+    started = send(server, "POST", CS_START, deep, JSON_TYPE)
+    assert started.status == 201, started.body
+    [found] = httpx.get(f"{server.base}/genesys/1/cs/customers/deep-ok/services").json()
+    assert json.dumps(found["x"], separators=(",", ":")).encode() == nested(200)

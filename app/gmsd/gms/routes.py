@@ -16,7 +16,7 @@ from gmsd.gms.json_values import json_parameters
 from gmsd.gms.models import ServiceExpirationUpdate
 from gmsd.gms.service_api import ServiceApi
 from gmsd.timestamps import instant
-from gmsd.web.body import read_body, read_parameters
+from gmsd.web.body import read_body, read_parameters, require_utf8
 from gmsd.web.openapi import JSON, Answer, Api, Param
 from gmsd.web.paths import GMS_PREFIX
 from gmsd.web.responses import GmsErrorBody, json_response
@@ -114,12 +114,15 @@ async def update_expiration(request: Request) -> Response:
             raise BadRequest(f"invalid expiration update: {exc}") from None
     else:
         body = await read_body(request, api.limits)
+        require_utf8(body)
         try:
             update = _expiration.decode(body)
         except msgspec.ValidationError as exc:
             raise BadRequest(f"invalid expiration update: {exc}") from None
         except msgspec.DecodeError as exc:
             raise CouldNotReadJson(str(exc)) from None
+        except RecursionError:  # msgspec's bound on nesting: a client mistake, not a server fault
+            raise CouldNotReadJson("the body nests objects and arrays too deeply") from None
     expire_at = None
     if update.expiration_time is not None:  # checked even when `ttl` wins over it
         expire_at = instant(update.expiration_time, "expiration_time")
