@@ -244,3 +244,57 @@ def test_json_nested_within_the_bounds_is_served(server: GmsdProcess) -> None:
     assert started.status == 201, started.body
     [found] = httpx.get(f"{server.base}/genesys/1/cs/customers/deep-ok/services").json()
     assert json.dumps(found["x"], separators=(",", ":")).encode() == nested(200)
+
+
+# --- item: the head size limit holds however the bytes arrive --------------------------------
+
+LIMIT = 64 * 1024  # `[limits] header_bytes`, the default
+
+
+def one_write(server: GmsdProcess, data: bytes) -> bytes:
+    """`data` in one `send`, then everything the server answers until it closes."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(data)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:  # closed with some of `data` unread: what came before counts
+            pass
+    return received
+
+
+OVERSIZE_HEADS = {
+    "one 100 KiB header": b"GET /healthz HTTP/1.1\r\nHost: gmsd\r\nX-Big: " + b"y" * 100 * 1024 + b"\r\n\r\n",
+    "2,000 small headers": b"GET /healthz HTTP/1.1\r\nHost: gmsd\r\n" + (b"X-H: " + b"0123456789" * 4 + b"\r\n") * 2000
+                           + b"\r\n",
+    "a 100 KiB URL": b"GET /healthz?" + b"q" * 100 * 1024 + b" HTTP/1.1\r\nHost: gmsd\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", OVERSIZE_HEADS)
+def test_a_head_over_the_limit_in_one_write_is_431(server: GmsdProcess, name: str) -> None:
+    answer = one_write(server, OVERSIZE_HEADS[name])
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:300]
+    assert b"over the limit of 65536 bytes" in answer
+    assert answer.count(b"HTTP/1.1 ") == 1  # nothing else was answered on that connection
+
+
+def test_an_oversize_head_pipelined_after_a_good_request_is_431_and_its_body_not_stored(
+    server: GmsdProcess
+) -> None:
+    sid = service(server)
+    body = b"sneaked=in"
+    good = b"GET /healthz HTTP/1.1\r\nHost: gmsd\r\n\r\n"
+    bad = (f"POST /genesys/1/service/{sid}/storage HTTP/1.1\r\nHost: gmsd\r\n"
+           f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n").encode()
+    bad += b"X-Big: " + b"y" * (LIMIT + 1024) + b"\r\n\r\n" + body
+    answer = one_write(server, good + bad)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+    assert b"HTTP/1.1 431 " in answer and answer.count(b"HTTP/1.1 ") == 2, answer[:600]
+    assert httpx.get(f"{server.base}/genesys/1/service/{sid}/storage").json() == {"kept": "yes"}
+
+
+def test_a_head_just_under_the_limit_in_one_write_is_served(server: GmsdProcess) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nHost: gmsd\r\nConnection: close\r\nX-Big: " + b"y" * (LIMIT - 1024) + b"\r\n\r\n"
+    assert one_write(server, head).startswith(b"HTTP/1.1 200 ")
