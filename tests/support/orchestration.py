@@ -15,6 +15,10 @@ class Orchestration:
     def __init__(self) -> None:
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.answers: dict[str, tuple[int, bytes, float]] = {}
+        # Cleared: every call waits (up to 60 s) until it is set again; calls in progress counted.
+        self.open = threading.Event()
+        self.open.set()
+        self.waiting = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -22,6 +26,9 @@ class Orchestration:
                 length = int(self.headers.get("content-length", "0"))
                 outer.received.append((self.path, json.loads(self.rfile.read(length) or b"{}")))
                 status, body, delay = outer.answers.get(self.path, (200, b"{}", 0.0))
+                outer.waiting += 1
+                outer.open.wait(60)
+                outer.waiting -= 1
                 time.sleep(delay)
                 self.send_response(status)
                 self.send_header("content-type", "application/json")

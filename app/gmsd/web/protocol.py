@@ -14,7 +14,9 @@ to 7 GiB); and a body may trickle in for as long as the client likes. This subcl
   until it ends, so a trickled endless line is caught), and per URL piece and header as httptools
   hands them over (so a whole oversize head in one write is caught too);
 - a body deadline: the body must be complete within `[limits] body_timeout` seconds of the
-  headers -> 408, closed. If the app has already answered (say a 413 from the Content-Length)
+  headers, and at least `body_min_rate` bytes of it must arrive in every `body_rate_window`
+  seconds (a stalled upload is cut off after one window) -> 408, closed. If the app has
+  already answered (say a 413 from the Content-Length)
   while the rest of the body is still arriving, the connection is just closed at the deadline;
 - JSON bodies for these answers and for malformed HTTP (uvicorn's own 400 is text/plain).
 
@@ -101,6 +103,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.body_ended_in_read = False  # in the read being parsed: a request ended
         self.body_pending = False  # the headers are complete, the body is not
         self.deadline: asyncio.TimerHandle | None = None  # the head's or the body's, never both
+        self.rate_check: asyncio.TimerHandle | None = None  # the body's minimum rate, while it is due
+        self.body_received = 0  # bytes of the current body so far
+        self.body_at_check = 0  # ... at the last rate check
         self.coalescing: CoalescingTransport | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------------------
@@ -129,10 +134,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self.deadline = self.loop.call_later(self.limits.header_timeout, self._head_deadline)
         elif self.body_pending and self.deadline is None:
             self.deadline = self.loop.call_later(self.limits.body_timeout, self._body_deadline)
+            self.body_at_check = self.body_received
+            self.rate_check = self.loop.call_later(self.limits.body_rate_window, self._check_body_rate)
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the deadline, then let uvicorn clean up."""
         self._cancel_deadline()
+        self._cancel_rate_check()
         super().connection_lost(exc)
 
     # --- httptools parser callbacks ------------------------------------------------------------
@@ -166,6 +174,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """The head is complete: its deadline no longer applies; the body's may."""
         self.in_head = False
         self.body_pending = True
+        self.body_received = 0
         self._cancel_deadline()
         super().on_headers_complete()
         self.cycle.transport = self.coalescing  # type: ignore[assignment]  # it writes its answer through it
@@ -175,7 +184,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.body_pending = False
         self.body_ended_in_read = True
         self._cancel_deadline()
+        self._cancel_rate_check()
         super().on_message_complete()
+
+    def on_body(self, body: bytes) -> None:
+        """A piece of the body: counted for the minimum rate."""
+        self.body_received += len(body)
+        super().on_body(body)
 
     # --- answers -------------------------------------------------------------------------------
 
@@ -240,17 +255,39 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         else:  # a connection that never began a request
             self.transport.close()
 
-    def _body_deadline(self) -> None:
-        self.deadline = None
+    def _cancel_rate_check(self) -> None:
+        if self.rate_check is not None:
+            self.rate_check.cancel()
+            self.rate_check = None
+
+    def _check_body_rate(self) -> None:
+        self.rate_check = None
         if self.transport.is_closing() or not self.body_pending:
             return
+        window = self.limits.body_rate_window
+        if self.body_received - self.body_at_check < self.limits.body_min_rate * window:
+            self._cancel_deadline()
+            self._cut_body_off(f"the request body arrived slower than {self.limits.body_min_rate} bytes "
+                               f"in {window:g} s")
+            return
+        self.body_at_check = self.body_received
+        self.rate_check = self.loop.call_later(window, self._check_body_rate)
+
+    def _body_deadline(self) -> None:
+        self.deadline = None
+        self._cancel_rate_check()
+        if self.transport.is_closing() or not self.body_pending:
+            return
+        self._cut_body_off(f"the request body did not arrive within {self.limits.body_timeout:g} s")
+
+    def _cut_body_off(self, message: str) -> None:
         cycle = self.cycle
         cycle.scope[BODY_TIMED_OUT] = True  # type: ignore[literal-required]
         if not cycle.response_started:
             # The app is waiting for the body (or has not read it yet): the client gets the 408
             # now; whatever the app answers later goes nowhere, and a receive() waiting for the
             # body returns `http.disconnect` at once, so the app stops.
-            self.answer_and_close(408, f"the request body did not arrive within {self.limits.body_timeout:g} s")
+            self.answer_and_close(408, message)
             cycle.disconnected = True
             cycle.message_event.set()
         elif cycle.response_complete:
