@@ -3,7 +3,8 @@
 Layout (every section optional; see docs/deploy.md for the reference):
 
     [limits]            body_bytes, file_bytes, fields, key_bytes, header_bytes, header_timeout,
-                        body_timeout, keep_alive_timeout, max_concurrent_requests
+                        body_timeout, body_min_rate, body_rate_window, keep_alive_timeout,
+                        max_concurrent_requests
     [redis]             timeout (seconds, connect and command)
     [orchestration]     timeout (seconds for calls to ors services)
     [context_services]  default_ttl (GMS units: 30s, 10m, 12h, 7d, 2w, 6M, 5y)
@@ -72,6 +73,10 @@ class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     header_bytes: int = 64 * 1024
     header_timeout: float = 10.0
     body_timeout: float = 60.0
+    # And at least `body_min_rate` bytes of it in every `body_rate_window` seconds (a stalled
+    # upload is cut off after one window, not only at `body_timeout`).
+    body_min_rate: int = 1024
+    body_rate_window: float = 10.0
     keep_alive_timeout: int = 5
     # Requests in progress per worker process (gmsd.web.paths); more answer 503 at once.
     max_concurrent_requests: int = 256

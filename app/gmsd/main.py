@@ -145,6 +145,9 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         exception_handlers=handlers,
         lifespan=lifespan,
     )
+    # No redirect from `…/` to `…` (Starlette's default): it answered 307 to whatever `Host` the
+    # client sent, before authentication. An unknown path is a 404 JSON like any other.
+    app.router.redirect_slashes = False
     # Enforced by the observer (outermost): refused requests are timed, counted and logged too.
     app.max_concurrent_requests = settings.config.limits.max_concurrent_requests
     # Built once: a route without a description stops the start, and requests only copy bytes.

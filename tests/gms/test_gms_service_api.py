@@ -182,7 +182,7 @@ def test_binary_default_content_type_and_no_filename(gms: TestClient) -> None:
     served = gms.get(f"{BASE}/{sid}/storage/binary/blob")
     assert served.content == b"\x00\xffdata"
     assert served.headers["content-type"] == "application/octet-stream"
-    assert "content-disposition" not in served.headers
+    assert served.headers["content-disposition"] == "attachment"  # a download, without a name to echo
 
 
 def test_binary_is_served_with_the_content_type_exactly_as_uploaded(gms: TestClient) -> None:

@@ -184,7 +184,7 @@ def test_malformed_http_is_a_json_400(server: GmsdProcess) -> None:
 
 @pytest.mark.parametrize("setting", ["header_timeout = 0", "body_timeout = -1", "body_timeout = nan",
                                      "header_bytes = 0", "keep_alive_timeout = 0", "max_concurrent_requests = 0",
-                                     "header_timeout = inf"])
+                                     "header_timeout = inf", "body_min_rate = 0", "body_rate_window = -1"])
 def test_connection_limits_must_be_positive_and_finite(setting: str) -> None:
     with pytest.raises(ConfigError, match=setting.split()[0]):
         parse_config(f"[limits]\n{setting}\n", "gmsd.toml")

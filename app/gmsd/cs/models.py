@@ -171,10 +171,14 @@ def decode_event(body: bytes, kind: type[E], what: str = "body") -> tuple[E, dic
         raise BadRequest(f"the {what} must be a JSON object") from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"the {what} is not valid JSON: {exc}") from None
+    except RecursionError:  # msgspec's bound on nesting: a client mistake, not a server fault
+        raise BadRequest(f"the {what} nests objects and arrays too deeply") from None
     try:
         event: E = _decoders[kind].decode(body)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"invalid {what}: {exc}") from None
+    except (msgspec.DecodeError, RecursionError) as exc:  # what the raw decode let through
+        raise BadRequest(f"the {what} is not valid JSON: {exc}") from None
     return event, raws
 
 

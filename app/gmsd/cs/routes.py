@@ -46,7 +46,7 @@ from gmsd.cs.services import ContextServices
 from gmsd.errors import BadRequest
 from gmsd.keys import cs_space
 from gmsd.timestamps import instant
-from gmsd.web.body import read_body
+from gmsd.web.body import read_body, require_utf8
 from gmsd.web.openapi import JSON, Answer, Api, Param
 from gmsd.web.paths import CS_PREFIX
 from gmsd.web.responses import CsErrorBody, empty_response, json_response
@@ -93,15 +93,17 @@ def items(request: Request) -> ConversationItems:
 async def event(request: Request, kind: type[S]) -> tuple[S, dict[str, msgspec.Raw]]:
     """The body as event `kind`, and all its top-level values as sent (attached data)."""
     body = await read_body(request, request.app.state.cs.limits)
+    require_utf8(body)
     return decode_event(body, kind)
 
 
 async def json_value(request: Request) -> bytes:
     """The body as one compact JSON value (the deprecated extension PUTs)."""
     body = await read_body(request, request.app.state.cs.limits)
+    require_utf8(body)
     try:
         return compact(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 

@@ -14,18 +14,23 @@ from gmsd.errors import CouldNotReadJson
 _object = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _array = msgspec.json.Decoder(list[msgspec.Raw])
 _string = msgspec.json.Decoder(str)
+# Each level of nesting decodes its value's text once more (the work grows with depth x size)
+# and costs Python stack: deeper than this is refused, as GMS refuses what it cannot read.
+MAX_DEPTH = 64
 
 
-def gms_text(raw: msgspec.Raw | bytes) -> str:
-    """The GMS string form of one JSON value given as its raw text."""
+def gms_text(raw: msgspec.Raw | bytes, depth: int = 1) -> str:
+    """The GMS string form of one JSON value given as its raw text (nested `depth` levels deep)."""
     text = bytes(raw).strip()
     first = text[:1]
     if first == b'"':
         return _string.decode(text)
-    if first == b"{":
-        return "{" + ", ".join(f"{k}={gms_text(v)}" for k, v in _object.decode(text).items()) + "}"
-    if first == b"[":
-        return "[" + ", ".join(gms_text(v) for v in _array.decode(text)) + "]"
+    if first in (b"{", b"["):
+        if depth >= MAX_DEPTH:
+            raise CouldNotReadJson(f"the body nests objects and arrays deeper than {MAX_DEPTH} levels")
+        if first == b"{":
+            return "{" + ", ".join(f"{k}={gms_text(v, depth + 1)}" for k, v in _object.decode(text).items()) + "}"
+        return "[" + ", ".join(gms_text(v, depth + 1) for v in _array.decode(text)) + "]"
     # Numbers, true, false, null: their JSON text is their GMS text (msgspec validated it).
     return text.decode()
 
@@ -39,3 +44,5 @@ def json_parameters(body: bytes) -> list[tuple[str, str]]:
         raise CouldNotReadJson(f"the body must be a JSON object ({exc})") from None
     except msgspec.DecodeError as exc:
         raise CouldNotReadJson(str(exc)) from None
+    except RecursionError:  # msgspec's own bound on nesting, before ours
+        raise CouldNotReadJson(f"the body nests objects and arrays deeper than {MAX_DEPTH} levels") from None

@@ -16,7 +16,7 @@ from gmsd.gms.json_values import json_parameters
 from gmsd.gms.models import ServiceExpirationUpdate
 from gmsd.gms.service_api import ServiceApi
 from gmsd.timestamps import instant
-from gmsd.web.body import read_body, read_parameters
+from gmsd.web.body import read_body, read_parameters, require_utf8
 from gmsd.web.openapi import JSON, Answer, Api, Param
 from gmsd.web.paths import GMS_PREFIX
 from gmsd.web.responses import GmsErrorBody, json_response
@@ -66,7 +66,8 @@ GMS = Api("Service API", GmsErrorBody, {
                   "PUT and DELETE: a service id"),
     "id": Param("id", "path", _STRING, "a service id, as answered by create"),
     "key": Param("key", "path", _STRING, "a storage key"),
-    "request": Param("request", "path", _STRING, "`update`, or a request an `ors` service forwards"),
+    "request": Param("request", "path", {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"},
+                     "`update`, or a request an `ors` service forwards (one segment of its URL)"),
 })
 
 
@@ -113,12 +114,15 @@ async def update_expiration(request: Request) -> Response:
             raise BadRequest(f"invalid expiration update: {exc}") from None
     else:
         body = await read_body(request, api.limits)
+        require_utf8(body)
         try:
             update = _expiration.decode(body)
         except msgspec.ValidationError as exc:
             raise BadRequest(f"invalid expiration update: {exc}") from None
         except msgspec.DecodeError as exc:
             raise CouldNotReadJson(str(exc)) from None
+        except RecursionError:  # msgspec's bound on nesting: a client mistake, not a server fault
+            raise CouldNotReadJson("the body nests objects and arrays too deeply") from None
     expire_at = None
     if update.expiration_time is not None:  # checked even when `ttl` wins over it
         expire_at = instant(update.expiration_time, "expiration_time")
@@ -176,17 +180,23 @@ async def delete_key(request: Request) -> Response:
 @GMS.operation("One key as bytes, with the content type and file name it was uploaded with",
                answers={200: Answer("the exact bytes (a string key: its UTF-8 text)",
                                     {"*/*": {"type": "string", "contentMediaType": "application/octet-stream"}},
-                                    {"Content-Disposition": "`attachment` with the file name, when known"})},
+                                    {"Content-Disposition": "always `attachment`, with the file name when known",
+                                     "X-Content-Type-Options": "`nosniff`",
+                                     "Content-Security-Policy": "`default-src 'none'; sandbox`"})},
                errors=(503,))
 async def storage_binary(request: Request) -> Response:
     """GET /genesys/1/service/{id}/storage/binary/{key}: the exact bytes with their type."""
     p = request.path_params
     value = await _api(request).read_binary(p["id"], p["key"])
     # The type exactly as uploaded (as `media_type`, Starlette would add a charset to text/*).
-    headers = {"content-type": value.content_type}
-    if value.filename is not None:
-        headers["content-disposition"] = _disposition(value.filename)
+    # Whatever that type and the file name: a download, never a page a browser renders or runs
+    # on gmsd's origin (a `text/html` upload is a stored script otherwise).
+    headers = {"content-type": value.content_type, **_DOWNLOAD,
+               "content-disposition": _disposition(value.filename) if value.filename else "attachment"}
     return Response(value.data, 200, headers)
+
+
+_DOWNLOAD = {"x-content-type-options": "nosniff", "content-security-policy": "default-src 'none'; sandbox"}
 
 
 def _disposition(filename: str) -> str:

@@ -6,8 +6,10 @@ typed errors of `gmsd.errors`; knows nothing of HTTP requests or responses.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from gmsd import metrics
 from gmsd.config import MAX_TTL_SECONDS, Config, Limits, ServiceConfig
@@ -16,6 +18,17 @@ from gmsd.gms.models import BinaryValue, StorageArea
 from gmsd.keys import is_service_id
 from gmsd.timestamps import now_millis
 from gmsd.types import Parameters, StoredFile, Value
+
+# A service-specific request name is one path segment of the orchestration URL: letters, digits,
+# `_`, `-` and `.` (not first, so never `.` or `..`). A `/`, `?`, `#`, `%` or a dot segment
+# would let the client choose another path or a query of the configured URL.
+_REQUEST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+
+
+def request_url(service_url: str, request: str) -> str:
+    """The orchestration URL of `request`: one more path segment, the configured query kept."""
+    parts = urlsplit(service_url)
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{request}"))
 
 
 class ServiceStore(Protocol):
@@ -156,7 +169,13 @@ class ServiceApi:
         return answer
 
     async def request(self, service_id: str, request: str, params: Parameters) -> dict[str, Any]:
-        """A service-specific request: `update` writes user data; `ors` services forward others."""
+        """A service-specific request: `update` writes user data; `ors` services forward others.
+
+        `request` must be a name of `_REQUEST_NAME`'s alphabet (else 400): it becomes a path
+        segment of the orchestration URL and must not be able to leave it.
+        """
+        if not _REQUEST_NAME.match(request):
+            raise BadRequest("a request name is 1 to 128 letters, digits, `_`, `-` or `.`, not starting with `.`")
         self._check_id(service_id)
         if request == "update":
             await self.write(service_id, params)
@@ -169,7 +188,7 @@ class ServiceApi:
             raise BadRequest(f"service {name!r} does not support the request {request!r}")
         payload = {k: v for k, v in params if isinstance(v, str)}
         payload.update({"_id": service_id, "_data_id": service_id})
-        return await self.orchestrator.call(f"{service.service.rstrip('/')}/{request}", payload)
+        return await self.orchestrator.call(request_url(service.service, request), payload)
 
     async def write(self, service_id: str, params: Parameters) -> None:
         """Add or replace user data, all keys at once; the expiry does not move."""

@@ -61,6 +61,17 @@ async def _limited_stream(request: Request, limits: Limits) -> AsyncIterator[byt
             return
 
 
+def require_utf8(body: bytes, what: str = "the body") -> None:
+    """400 unless `body` is UTF-8 (the contract: bodies are UTF-8; JSON decoders keep raw values
+    unchecked, and a stored invalid byte would make every later answer that carries it invalid)."""
+    if body.isascii():  # nearly every body: one pass in C, no copy
+        return
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"{what} is not UTF-8 (invalid byte at {exc.start})") from None
+
+
 JsonParameters = Callable[[bytes], Iterable[tuple[str, str]]]
 
 
@@ -86,6 +97,7 @@ async def read_parameters(request: Request, limits: Limits, from_json: JsonParam
         body = await read_body(request, limits)
         if not body.strip():
             return []
+        require_utf8(body)
         params: Parameters = list(from_json(body))
         _check_count(len(params), limits)
         return params

@@ -55,6 +55,17 @@ class RequestObserver:
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
+        async def receive_outside_the_slot() -> Message:
+            # Waiting for the client is not work: the slot is free while a receive() waits for
+            # body bytes, so stalled or trickling uploads cannot fill the limit and starve
+            # everyone. A receive() that does not wait (the body is in) does not suspend, so no
+            # other request can see the slot free meanwhile.
+            self.in_progress -= 1
+            try:
+                return await receive()
+            finally:
+                self.in_progress += 1
+
         started = time.perf_counter()
         metrics.request_started()
         self.in_progress += 1
@@ -63,7 +74,7 @@ class RequestObserver:
                 # The body is not read: uvicorn discards it (bounded by gmsd.web.protocol's deadline).
                 await error_response(Overloaded(), scope["path"])(scope, receive, send_with_id)
             else:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive_outside_the_slot, send_with_id)
         except Exception:
             # This middleware stands where Starlette's ServerErrorMiddleware would (one layer
             # less per request, see gmsd.main): it answers what nothing else handled.

@@ -13,11 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match, Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gmsd.errors import BadRequest
 
 Handler = Callable[..., Any]
 # Run before the handler with the request and the path template: None to go on, or the answer.
@@ -57,6 +60,12 @@ class Resource(Route):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the guard, then the handler of the request's method (or answer 405 with `Allow`)."""
+        # uvicorn and Starlette decode percent escapes that are not UTF-8 into U+FFFD: an id or a
+        # query value would silently be another one. Refused instead (the contract: UTF-8).
+        if not _is_utf8(scope.get("raw_path", b"")):
+            raise BadRequest("the path has percent escapes that are not UTF-8")
+        if not _is_utf8(scope.get("query_string", b"")):
+            raise BadRequest("the query string is not UTF-8")
         if self.guard is not None:
             refusal = await self.guard(scope, self.path)
             if refusal is not None:
@@ -66,3 +75,14 @@ class Resource(Route):
         if app is None:
             raise HTTPException(405, headers={"Allow": self.allow})
         await app(scope, receive, send)
+
+
+def _is_utf8(raw: bytes) -> bool:
+    """Whether `raw`, percent escapes decoded, is UTF-8 (cheap for the usual escape-free ASCII)."""
+    if raw.isascii() and b"%" not in raw:
+        return True
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
