@@ -34,6 +34,7 @@ from gmsd.settings import Settings
 from gmsd.web import lifecycle
 from gmsd.web import ops as ops_routes
 from gmsd.web.auth import Authenticator
+from gmsd.web.cors import Layer, cors_layer
 from gmsd.web.observer import RequestObserver
 from gmsd.web.openapi import build_document
 from gmsd.web.responses import error_response
@@ -86,9 +87,12 @@ class _Gmsd(Starlette):
         app: ASGIApp = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
         for cls, args, kwargs in reversed(self.user_middleware):
             app = cls(app, *args, **kwargs)
-        return RequestObserver(app, self.max_concurrent_requests)
+        if self.cors is not None:  # inside the observer, which sends its own answers through it too
+            app = self.cors(app)
+        return RequestObserver(app, self.max_concurrent_requests, self.cors)
 
     max_concurrent_requests: int | None = None  # set by create_app
+    cors: Layer | None = None  # set by create_app: `[cors]` (None: off)
 
 
 def create_app(settings: Settings, client: Any | None = None) -> Starlette:
@@ -147,6 +151,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     )
     # Enforced by the observer (outermost): refused requests are timed, counted and logged too.
     app.max_concurrent_requests = settings.config.limits.max_concurrent_requests
+    app.cors = cors_layer(settings.config.cors)
     # Built once: a route without a description stops the start, and requests only copy bytes.
     app.state.openapi = _encode(build_document(routes, title="gmsd", version=__version__,
                                                protected=None if guard is None else guard.protects))
