@@ -21,6 +21,9 @@ from starlette.types import ASGIApp
 
 from gmsd import __version__, metrics
 from gmsd.backend.connect import UNAVAILABLE_ERRORS, command_queue, connect, is_unavailable
+from gmsd.console import routes as console_routes
+from gmsd.console.inventory import Inventory
+from gmsd.console.store import ConsoleStore
 from gmsd.cs import routes as cs_routes
 from gmsd.cs.items import ConversationItems
 from gmsd.cs.services import ContextServices
@@ -108,6 +111,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         cs_store = CsStore(pipeline)
         app.state.cs = ContextServices(cs_store, settings.config)
         app.state.cs_items = ConversationItems(cs_store, settings.config)
+        app.state.console = Inventory(ConsoleStore(pipeline), settings.config)
         lifecycle.delay_sigterm(settings.shutdown_delay)
         # Everything allocated so far lives as long as the process: keep the collector from
         # walking it again on every full collection (shorter pauses, so a lower p99).
@@ -134,7 +138,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         RedisClusterException: _redis_error,
     }
     handlers.update(dict.fromkeys(UNAVAILABLE_ERRORS, _unavailable))
-    routes = [*ops_routes.routes, *gms_routes.routes, *cs_routes.routes]
+    routes = [*ops_routes.routes, *gms_routes.routes, *cs_routes.routes, *console_routes.routes]
 
     async def _service_name(service_id: str) -> str | None:
         api: ServiceApi = app.state.gms
