@@ -6,7 +6,7 @@ import { CS, attempt, call, el, segment, showStatus } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 const INCLUDE = "active_states=true&completed_states=true&active_tasks=true&completed_tasks=true";
-const HUES = 8;
+const HUES = 10;
 const KNOWN = {
   service: ["service_id", "service_type", "customer_id", "contact_key", "started", "completed", "est_duration",
     "duration", "disposition", "disposition_desc", "active_states", "completed_states", "active_tasks", "completed_tasks"],
@@ -18,12 +18,13 @@ const KNOWN = {
 let lookup = null; // {by, value, tenant}: what the timeline shows
 let selected = null; // {kind, serviceId, id}: the item whose details are open
 
-/** A colour class for a type: the same type always gets the same colour. */
+const hues = new Map(); // type -> colour class, in the order types first appear on the page
+
+/** A colour class for a type: the same type keeps its colour, distinct types differ (up to HUES). */
 function hue(type) {
   const text = String(type ?? "");
-  let hash = 0;
-  for (const char of text) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
-  return `hue-${hash % HUES}`;
+  if (!hues.has(text)) hues.set(text, `hue-${hues.size % HUES}`);
+  return hues.get(text);
 }
 
 const typeOf = (kind, item) => item[`${kind}_type`] ?? "(no type)";
