@@ -283,7 +283,7 @@ def test_dockerfile_is_multi_stage_slim_non_root_without_healthcheck() -> None:
     assert names.index("USER") < names.index("CMD")
 
 
-def test_wheel_ships_the_lua_scripts_and_the_gmsd_command(tmp_path: Path) -> None:
+def test_wheel_ships_the_lua_scripts_the_console_files_and_the_gmsd_command(tmp_path: Path) -> None:
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(tmp_path), "."],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
@@ -293,6 +293,12 @@ def test_wheel_ships_the_lua_scripts_and_the_gmsd_command(tmp_path: Path) -> Non
     with zipfile.ZipFile(wheel) as archive:
         for script in sorted((ROOT / "lua").glob("*/*.lua")):
             assert archive.read(f"gmsd/lua/{script.parent.name}/{script.name}") == script.read_bytes()
+        static = ROOT / "app" / "gmsd" / "console" / "static"
+        shipped = sorted(p for p in static.rglob("*") if p.is_file())
+        assert {"console/index.html", "console/console.js", "docs/swagger-ui-bundle.js"} <= {
+            p.relative_to(static).as_posix() for p in shipped}
+        for path in shipped:  # the console and /docs need nothing from outside the wheel
+            assert archive.read(f"gmsd/console/static/{path.relative_to(static).as_posix()}") == path.read_bytes()
         entry_points = next(n for n in archive.namelist() if n.endswith("entry_points.txt"))
         assert "gmsd = gmsd.cli:main" in archive.read(entry_points).decode()
 
