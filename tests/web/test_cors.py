@@ -84,6 +84,11 @@ def test_answers_carry_the_origin_for_allowed_origins_only(client: TestClient) -
     sid = created.json()["id"]
     read = client.get(f"{GMS}/{sid}/storage", headers={"Origin": ALLOWED})
     assert read.json() == {"a": "1"} and read.headers[ACAO] == ALLOWED
+    started = client.post(f"{CS}/services/start", json={"customer_id": "C1"}, headers={"Origin": ALLOWED})
+    assert started.status_code == 201 and started.headers["location"]
+    # A page may read where the service is, the request id and a download's file name.
+    exposed = started.headers["access-control-expose-headers"].split(", ")
+    assert {"Location", "X-Request-ID", "Retry-After", "Content-Disposition"} <= set(exposed)
     errors = {
         404: client.post(f"{GMS}/no-such-service", headers={"Origin": ALLOWED}),
         400: client.post(f"{CS}/services/start", json={"customer_id": 5}, headers={"Origin": ALLOWED}),

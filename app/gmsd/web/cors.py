@@ -21,6 +21,9 @@ from starlette.types import ASGIApp
 from gmsd.config import CorsOptions
 
 Layer = Callable[[ASGIApp], ASGIApp]
+# Answer headers a page may read besides the safelisted ones: where a started service is
+# (`Location`), when to retry a 503, the request id to quote, a downloaded file's name.
+EXPOSED_HEADERS = ("Location", "Retry-After", "X-Request-ID", "Content-Disposition")
 
 
 def origin_pattern(origins: tuple[str, ...]) -> str | None:
@@ -50,6 +53,7 @@ def cors_layer(options: CorsOptions) -> Layer | None:
         return CORSMiddleware(app, allow_origins=exact, allow_origin_regex=regex,
                               allow_methods=[m.upper() for m in options.allowed_methods],
                               allow_headers=options.allowed_headers,
-                              allow_credentials=options.allow_credentials, max_age=options.max_age)
+                              allow_credentials=options.allow_credentials, max_age=options.max_age,
+                              expose_headers=EXPOSED_HEADERS)
 
     return wrap
