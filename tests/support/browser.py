@@ -13,9 +13,11 @@ from typing import Any
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
-# No GPU, no sandbox (containers, root), and nothing that would reach the network by itself.
+# No GPU, no sandbox (containers, root), and nothing that would reach the network by itself;
+# shared memory in /tmp, since containers often give /dev/shm only 64 MiB.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"]
 # Runs before any script of the page: CSP violations are events, not always console messages.
 _RECORD_VIOLATIONS = """
 window.__cspViolations = [];
