@@ -4,22 +4,17 @@
 -- ARGV[1] the most files to list
 -- Returns {} when the service does not exist; else {name, pttl (ms; -1: no expiry), file count,
 -- {key, "<content type>\n<file name>", size, key, …}} with at most ARGV[1] files.
+-- Sizes come from HSTRLEN: the bytes of a file (up to [limits] file_bytes each) never enter the script.
 local data, bin, ftype = KEYS[1], KEYS[2], KEYS[3]
 local name = redis.call('HGET', data, '_name')
 if not name then return {} end
 local limit = tonumber(ARGV[1])
+local keys = redis.call('HKEYS', bin)  -- names only (each at most [limits] key_bytes)
 local listed = {}
-local cursor = '0'
-repeat
-  local page = redis.call('HSCAN', bin, cursor, 'COUNT', 100)
-  cursor = page[1]
-  local entries = page[2]
-  for i = 1, #entries, 2 do
-    if #listed >= limit * 3 then break end
-    local key = entries[i]
-    listed[#listed + 1] = key
-    listed[#listed + 1] = redis.call('HGET', ftype, key) or ''
-    listed[#listed + 1] = string.len(entries[i + 1])
-  end
-until cursor == '0' or #listed >= limit * 3
-return {name, redis.call('PTTL', data), redis.call('HLEN', bin), listed}
+for i = 1, math.min(#keys, limit) do
+  local key = keys[i]
+  listed[#listed + 1] = key
+  listed[#listed + 1] = redis.call('HGET', ftype, key) or ''
+  listed[#listed + 1] = redis.call('HSTRLEN', bin, key)
+end
+return {name, redis.call('PTTL', data), #keys, listed}
