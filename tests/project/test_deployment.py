@@ -283,7 +283,7 @@ def test_dockerfile_is_multi_stage_slim_non_root_without_healthcheck() -> None:
     assert names.index("USER") < names.index("CMD")
 
 
-def test_wheel_ships_the_lua_scripts_the_console_files_and_the_gmsd_command(tmp_path: Path) -> None:
+def test_wheel_ships_the_lua_scripts_and_the_gmsd_command(tmp_path: Path) -> None:
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(tmp_path), "."],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
