@@ -9,6 +9,7 @@ Layout (every section optional; see docs/deploy.md for the reference):
     [orchestration]     timeout (seconds for calls to ors services)
     [context_services]  default_ttl (GMS units: 30s, 10m, 12h, 7d, 2w, 6M, 5y)
     [auth]              file (credentials, see `gmsd.web.auth`), metrics ("open" or "protected")
+    [cors]              allowed_origins, allowed_headers, allowed_methods, allow_credentials, max_age
     [services.<name>]   _type, _service, _ttl, and parameters that override request ones
 """
 
@@ -137,6 +138,40 @@ class AuthOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     metrics: Literal["open", "protected"] = "open"
 
 
+# An origin as browsers send it: scheme, host (its first label may be `*`: any subdomain), port.
+_ORIGIN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?$")
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header or method name (RFC 9110 token)
+CORS_HEADERS = ("Content-Type", "Accept", "Origin", "X-Requested-With", "Authorization", "gms_user",
+                "ContactCenterId", "GroupId")
+CORS_METHODS = ("GET", "POST", "PUT", "DELETE", "OPTIONS")
+
+
+class CorsOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Cross-origin requests from browsers (API.md §0): off while `allowed_origins` is empty."""
+
+    allowed_origins: tuple[str, ...] = ()
+    allowed_headers: tuple[str, ...] = CORS_HEADERS
+    allowed_methods: tuple[str, ...] = CORS_METHODS
+    allow_credentials: bool = False
+    max_age: int = 600
+
+    def __post_init__(self) -> None:
+        for origin in self.allowed_origins:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(f"`allowed_origins`: {origin!r} is not an origin such as https://app.example.com, "
+                                 "https://*.example.com or \"*\"")
+        for name in (*self.allowed_headers, *self.allowed_methods):
+            if not _TOKEN.match(name):
+                raise ValueError(f"`allowed_headers`/`allowed_methods`: {name!r} is not a header or method name")
+        if not 0 <= self.max_age <= 86400:
+            raise ValueError("`max_age`: seconds from 0 to 86400")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether browsers of other origins may call gmsd at all."""
+        return bool(self.allowed_origins)
+
+
 class ServiceConfig(msgspec.Struct, frozen=True):
     """One configured GMS service: `POST /genesys/1/service/{name}` creates instances of it."""
 
@@ -163,6 +198,7 @@ class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True):
     orchestration: OrchestrationOptions = msgspec.field(default_factory=OrchestrationOptions)
     context_services: ContextServicesOptions = msgspec.field(default_factory=ContextServicesOptions)
     auth: AuthOptions = msgspec.field(default_factory=AuthOptions)
+    cors: CorsOptions = msgspec.field(default_factory=CorsOptions)
     services: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
 
 
@@ -176,6 +212,7 @@ class Config(msgspec.Struct, frozen=True):
     context_services: ContextServicesOptions
     services: dict[str, ServiceConfig]
     auth: AuthOptions = AuthOptions()
+    cors: CorsOptions = CorsOptions()
 
 
 SAMPLE_CONFIG = """\
@@ -254,7 +291,8 @@ def parse_config(text: str, source: str) -> Config:
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     services = {name: _service(name, table, source) for name, table in raw.services.items()}
-    return Config(source, raw.limits, raw.redis, raw.orchestration, raw.context_services, services, raw.auth)
+    return Config(source, raw.limits, raw.redis, raw.orchestration, raw.context_services, services, raw.auth,
+                  raw.cors)
 
 
 def load_config(path: str | None) -> Config:

@@ -21,6 +21,9 @@ from starlette.types import ASGIApp
 
 from gmsd import __version__, metrics
 from gmsd.backend.connect import UNAVAILABLE_ERRORS, command_queue, connect, is_unavailable
+from gmsd.console import routes as console_routes
+from gmsd.console.inventory import Inventory
+from gmsd.console.store import ConsoleStore
 from gmsd.cs import routes as cs_routes
 from gmsd.cs.items import ConversationItems
 from gmsd.cs.services import ContextServices
@@ -34,6 +37,7 @@ from gmsd.settings import Settings
 from gmsd.web import lifecycle
 from gmsd.web import ops as ops_routes
 from gmsd.web.auth import Authenticator
+from gmsd.web.cors import Layer, cors_layer
 from gmsd.web.observer import RequestObserver
 from gmsd.web.openapi import build_document
 from gmsd.web.responses import error_response
@@ -86,9 +90,12 @@ class _Gmsd(Starlette):
         app: ASGIApp = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
         for cls, args, kwargs in reversed(self.user_middleware):
             app = cls(app, *args, **kwargs)
-        return RequestObserver(app, self.max_concurrent_requests)
+        if self.cors is not None:  # inside the observer, which sends its own answers through it too
+            app = self.cors(app)
+        return RequestObserver(app, self.max_concurrent_requests, self.cors)
 
     max_concurrent_requests: int | None = None  # set by create_app
+    cors: Layer | None = None  # set by create_app: `[cors]` (None: off)
 
 
 def create_app(settings: Settings, client: Any | None = None) -> Starlette:
@@ -104,6 +111,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         cs_store = CsStore(pipeline)
         app.state.cs = ContextServices(cs_store, settings.config)
         app.state.cs_items = ConversationItems(cs_store, settings.config)
+        app.state.console = Inventory(ConsoleStore(pipeline), settings.config)
         lifecycle.delay_sigterm(settings.shutdown_delay)
         # Everything allocated so far lives as long as the process: keep the collector from
         # walking it again on every full collection (shorter pauses, so a lower p99).
@@ -130,7 +138,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         RedisClusterException: _redis_error,
     }
     handlers.update(dict.fromkeys(UNAVAILABLE_ERRORS, _unavailable))
-    routes = [*ops_routes.routes, *gms_routes.routes, *cs_routes.routes]
+    routes = [*ops_routes.routes, *gms_routes.routes, *cs_routes.routes, *console_routes.routes]
 
     async def _service_name(service_id: str) -> str | None:
         api: ServiceApi = app.state.gms
@@ -150,6 +158,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     app.router.redirect_slashes = False
     # Enforced by the observer (outermost): refused requests are timed, counted and logged too.
     app.max_concurrent_requests = settings.config.limits.max_concurrent_requests
+    app.cors = cors_layer(settings.config.cors)
     # Built once: a route without a description stops the start, and requests only copy bytes.
     app.state.openapi = _encode(build_document(routes, title="gmsd", version=__version__,
                                                protected=None if guard is None else guard.protects))

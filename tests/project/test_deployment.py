@@ -24,7 +24,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from gmsd import cli
-from gmsd.config import ContextServicesOptions, Limits, OrchestrationOptions, RedisOptions, parse_config
+from gmsd.config import ContextServicesOptions, CorsOptions, Limits, OrchestrationOptions, RedisOptions, parse_config
 from tests.conftest import AppFactory
 from tests.support.paths import ROOT
 
@@ -138,6 +138,25 @@ def test_configmap_holds_a_configuration_the_app_accepts_where_GMSD_CONFIG_point
     assert len(mounts) == 1 and mounts[0]["readOnly"] is True
     assert volumes[mounts[0]["name"]]["configMap"]["name"] == "gmsd-config"
     assert path.name in configmap["data"]
+
+
+def test_configmap_carries_the_cors_section_commented_out_and_valid_once_uncommented() -> None:
+    text = resource("ConfigMap", "gmsd-config")["data"]["gmsd.toml"]
+    assert not parse_config(text, "k8s/configmap.yaml").cors.enabled  # off as shipped
+    lines = text.splitlines()
+    start = lines.index("# [cors]")
+    section = [line.removeprefix("# ") for line in lines[start:] if line.startswith("# ")]
+    uncommented = parse_config("\n".join(section), "k8s/configmap.yaml (uncommented)")
+    assert uncommented.cors.enabled and uncommented.cors.allowed_origins
+
+
+def test_deploy_guide_lists_every_cors_key_with_its_default() -> None:
+    assert "## Browsers (CORS)" in DEPLOY
+    for field in msgspec.structs.fields(CorsOptions):
+        rows = [line for line in DEPLOY.splitlines() if line.startswith(f"| `[cors]` | `{field.name}` |")]
+        assert len(rows) == 1, field.name
+        default = json.dumps(list(field.default)) if isinstance(field.default, tuple) else json.dumps(field.default)
+        assert f"`{default}`" in rows[0], (field.name, default)
 
 
 def test_redis_url_comes_from_the_secret_and_names_the_demo_redis() -> None:
@@ -274,6 +293,12 @@ def test_wheel_ships_the_lua_scripts_and_the_gmsd_command(tmp_path: Path) -> Non
     with zipfile.ZipFile(wheel) as archive:
         for script in sorted((ROOT / "lua").glob("*/*.lua")):
             assert archive.read(f"gmsd/lua/{script.parent.name}/{script.name}") == script.read_bytes()
+        static = ROOT / "app" / "gmsd" / "console" / "static"
+        shipped = sorted(p for p in static.rglob("*") if p.is_file())
+        assert {"console/index.html", "console/console.js", "docs/swagger-ui-bundle.js"} <= {
+            p.relative_to(static).as_posix() for p in shipped}
+        for path in shipped:  # the console and /docs need nothing from outside the wheel
+            assert archive.read(f"gmsd/console/static/{path.relative_to(static).as_posix()}") == path.read_bytes()
         entry_points = next(n for n in archive.namelist() if n.endswith("entry_points.txt"))
         assert "gmsd = gmsd.cli:main" in archive.read(entry_points).decode()
 

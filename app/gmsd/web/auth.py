@@ -12,12 +12,13 @@ section of the configuration), never from the configuration itself:
     username = "callback-app"
     password = "…"
 
-What each request needs is decided in one place (`Authenticator`), after routing: `/genesys/1/cs…`
-and `/metrics` (when `[auth] metrics = "protected"`) take the global pair; `/genesys/1/service…`
-takes the pair of the configured service its `{name}` names (create) or its service id belongs to
-(one HGET, only when some service has a pair of its own), else the global pair. `/healthz`,
-`/readyz` and `/openapi.json` stay open. The expected `Authorization` values are computed once at
-start-up and compared in constant time; credentials are never logged nor put in an answer.
+What each request needs is decided in one place (`Authenticator`), after routing: `/genesys/1/cs…`,
+the console's `/console/…` and `/metrics` (when `[auth] metrics = "protected"`) take the global
+pair; `/genesys/1/service…` takes the pair of the configured service its `{name}` names (create)
+or its service id belongs to (one HGET, only when some service has a pair of its own), else the
+global pair. `/healthz`, `/readyz`, `/openapi.json` and `/docs` stay open. The expected
+`Authorization` values are computed once at start-up and compared in constant time; credentials
+are never logged nor put in an answer.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from starlette.types import Scope
 from gmsd.config import Config
 from gmsd.errors import ConfigError, Unauthorized
 from gmsd.keys import is_service_id
-from gmsd.web.paths import API_PREFIXES, GMS_PREFIX, METRICS
+from gmsd.web.paths import API_PREFIXES, CONSOLE_PREFIX, GMS_PREFIX, METRICS
 from gmsd.web.responses import error_response
 
 USERNAME = "GMSD_AUTH_USERNAME"
@@ -166,7 +167,7 @@ class Authenticator:
         """Whether requests to the route with this path template need credentials."""
         if template == METRICS:
             return self.protect_metrics
-        return template.startswith(API_PREFIXES)
+        return template.startswith((*API_PREFIXES, CONSOLE_PREFIX + "/"))
 
     async def _expected(self, scope: Scope, template: str) -> Tokens:
         credentials = self.credentials

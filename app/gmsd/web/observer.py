@@ -3,14 +3,17 @@
 A pure ASGI wrapper (no BaseHTTPMiddleware, which would copy every body through a task group):
 per request it reads the clock twice, wraps `send` once to see the status and add the
 `X-Request-ID` header, and after the answer records the route *template* that Starlette's router
-put in `scope["route"]` (never the raw path, which carries ids and keys).
+put in `scope["route"]` (never the raw path, which carries ids and keys). With `[cors]` on,
+Starlette's CORS middleware stands right inside it (`gmsd.web.cors`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gmsd import metrics
@@ -22,7 +25,12 @@ from gmsd.web.responses import error_response
 log = logging.getLogger("gmsd")
 
 _SERVER_ERROR = b'{"message":"internal server error"}'
-_SERVER_ERROR_HEADERS = ((b"content-type", b"application/json"), (b"content-length", b"%d" % len(_SERVER_ERROR)))
+_OWN_ANSWER = "gmsd.own_answer"  # the scope entry holding an answer the observer makes itself
+
+
+async def _own_answer(scope: Scope, receive: Receive, send: Send) -> None:
+    answer: ASGIApp = scope[_OWN_ANSWER]
+    await answer(scope, receive, send)
 
 # Kubernetes probes and Prometheus scrapes every few seconds would drown the requests that
 # matter: their lines are written at DEBUG, everything else at INFO.
@@ -31,8 +39,12 @@ _SERVER_ERROR_HEADERS = ((b"content-type", b"application/json"), (b"content-leng
 class RequestObserver:
     """Times each HTTP request, tags it with a request id, counts it and logs one JSON line."""
 
-    def __init__(self, app: ASGIApp, max_concurrent: int | None = None) -> None:
+    def __init__(self, app: ASGIApp, max_concurrent: int | None = None,
+                 answers_through: Callable[[ASGIApp], ASGIApp] | None = None) -> None:
         self.app = app
+        # The answers this layer makes itself (503, 500) pass through `answers_through` (the CORS
+        # layer, gmsd.web.cors) as the application's do: a browser must be able to read them too.
+        self.own_answers: ASGIApp = _own_answer if answers_through is None else answers_through(_own_answer)
         # Requests in progress past which new ones get 503 at once (gmsd.web.paths).
         self.max_concurrent = max_concurrent if max_concurrent is not None else 1 << 62
         self.in_progress = 0
@@ -72,7 +84,8 @@ class RequestObserver:
         try:
             if self.in_progress > self.max_concurrent and scope["path"] not in EXEMPT_PATHS:
                 # The body is not read: uvicorn discards it (bounded by gmsd.web.protocol's deadline).
-                await error_response(Overloaded(), scope["path"])(scope, receive, send_with_id)
+                scope[_OWN_ANSWER] = error_response(Overloaded(), scope["path"])
+                await self.own_answers(scope, receive, send_with_id)
             else:
                 await self.app(scope, receive_outside_the_slot, send_with_id)
         except Exception:
@@ -80,10 +93,8 @@ class RequestObserver:
             # less per request, see gmsd.main): it answers what nothing else handled.
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if status_sent is None:
-                # Fresh messages: send_with_id adds the request id header to what it is given.
-                await send_with_id({"type": "http.response.start", "status": 500,
-                                    "headers": list(_SERVER_ERROR_HEADERS)})
-                await send_with_id({"type": "http.response.body", "body": _SERVER_ERROR})
+                scope[_OWN_ANSWER] = Response(_SERVER_ERROR, 500, media_type="application/json")
+                await self.own_answers(scope, receive, send_with_id)
         finally:
             self.in_progress -= 1
             seconds = time.perf_counter() - started

@@ -22,6 +22,8 @@ READYZ = "/readyz"
 METRICS = "/metrics"
 OPENAPI_PATH = "/openapi.json"
 API_PREFIXES = (GMS_PREFIX + "/", CS_PREFIX + "/")
+CONSOLE_PREFIX = "/console"  # the web console (gmsd.console); protected like the APIs
+DOCS_PATH = "/docs"  # the interactive API reference; open, like /openapi.json
 
 # Never refused by the concurrency limit, and logged only at debug: probes and scrapes.
 EXEMPT_PATHS = frozenset({HEALTHZ, READYZ, METRICS})
