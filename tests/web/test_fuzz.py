@@ -42,6 +42,7 @@ EXAMPLES = {"open": 100, "authenticated": 10}
 USERNAME, PASSWORD = "fuzz", "fuzz-pässword"
 
 GMS = "/genesys/1/service"
+STORAGE = "/genesys/1/storage"  # reads JSON with the same rules, the documented 500 included
 CS = "/genesys/1/cs"
 # Markers the hook draws (path parameters are percent-encoded after the hooks: plain ASCII only).
 GMS_MARK = "LIVE-GMS-SERVICE"
@@ -72,7 +73,7 @@ def no_server_error(ctx: Any, response: Any, case: Any) -> bool | None:
     if response.status_code < 500:
         return None
     body = response.json() if response.headers.get("content-type", [""])[0].startswith("application/json") else {}
-    documented = (response.status_code == 500 and case.operation.path.startswith(GMS)
+    documented = (response.status_code == 500 and case.operation.path.startswith((GMS, STORAGE))
                   and str(body.get("message", "")).startswith("Could not read JSON"))
     if documented:
         return None
@@ -114,6 +115,10 @@ class Live:
 
 def candidates(method: str, path: str, name: str) -> list[str]:
     """Values of a path parameter that name something live (besides the generated one)."""
+    if path.startswith(STORAGE):  # a service id is also a storage area id; POST's `{id}`/`{key}` is a ttl
+        if method == "POST" and (name == "key" or (name == "id" and path == STORAGE + "/{id}")):
+            return ["600"]
+        return {"id": [GMS_MARK], "area": [GMS_MARK], "key": ["language", "photo"]}.get(name, [])
     if path.startswith(GMS):
         if name == "name":
             return ["storage", "request-interaction"] if method == "POST" else [GMS_MARK]
