@@ -52,11 +52,22 @@ _PARAMETERS = {
 _EMPTY = {"type": "object", "maxProperties": 0}
 _STRINGS = {"type": "object", "additionalProperties": _STRING}
 _OK_ANSWER = {200: Answer("done", {JSON: _EMPTY})}
+_MATCH = {"type": "object", "required": ["_id", "_data_id"],
+          "properties": {"_id": _STRING, "_data_id": _STRING}, "additionalProperties": _STRING}
 _CREATED = {
-    "type": "object", "required": ["_id", "id"],
-    "properties": {"_id": _STRING, "id": _STRING},
-    "description": "the new service id (twice), plus what an `ors` orchestration answered",
+    "type": "object",
+    "properties": {"_id": _STRING, "id": _STRING, "_data_id": _STRING, "_access_number": _STRING,
+                   "_access_code": _STRING, "_expiration_time": {"type": "integer"},
+                   "matches": {"type": "array", "items": _MATCH}},
+    "description": "the new service id (`_id` and `id`), plus what an `ors` orchestration answered. "
+                   "`request-interaction` and `request-access` add `_access_number`, `_expiration_time` "
+                   "(seconds the reservation lasts) and, when asked for, `_access_code`; `match-interaction` "
+                   "answers the matched service's `_id` and `_data_id` (with `_return_user_data`, its string "
+                   "keys too), or `matches`, a list of them, with `_return_multiple_matches`",
 }
+_CREATE_UNAVAILABLE = Answer("storage unavailable (Redis cannot be reached), or every access number of the "
+                             "resource group is reserved (`request-interaction`, `request-access`)",
+                             {JSON: GmsErrorBody})
 _EXPIRATION = {
     JSON: ServiceExpirationUpdate,
     "application/x-www-form-urlencoded": ServiceExpirationUpdate,
@@ -78,7 +89,8 @@ def _api(request: Request) -> ServiceApi:
 
 
 @GMS.operation("Create an instance of a configured service", body=_PARAMETERS,
-               answers={200: Answer("created", {JSON: _CREATED})}, errors=(400, 404, 413, 415, 500, 502, 503, 504),
+               answers={200: Answer("created", {JSON: _CREATED}), 503: _CREATE_UNAVAILABLE},
+               errors=(400, 404, 413, 415, 500, 502, 504),
                description="Parameters not starting with `_` are stored as the service's user data; "
                            "configured parameters replace same-named request parameters.")
 async def create_service(request: Request) -> Response:
