@@ -11,6 +11,7 @@ Layout (every section optional; see docs/deploy.md for the reference):
     [auth]              file (credentials, see `gmsd.web.auth`), metrics ("open" or "protected")
     [cors]              allowed_origins, allowed_headers, allowed_methods, allow_credentials, max_age
     [services.<name>]   _type, _service, _ttl, and parameters that override request ones
+    [resources.<group>] numbers, allocation, locking, booking_expiration_timeout (access numbers)
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ import msgspec
 
 from gmsd.errors import ConfigError
 
-BUILTIN_SERVICES = frozenset({"storage"})
+# The built-in services and the `_` options each accepts in its table besides SERVICE_OPTIONS
+# (values there override same-named request parameters).
+_ACCESS_OPTIONS = ("_resource_group", "_provide_code", "_access_code_length", "_booking_expiration_timeout")
+BUILTIN_OPTIONS: dict[str, tuple[str, ...]] = {
+    "storage": (),
+    "request-interaction": _ACCESS_OPTIONS,
+    "request-access": _ACCESS_OPTIONS,
+    "match-interaction": ("_return_user_data", "_return_data", "_return_multiple_matches", "_delete_service"),
+}
+BUILTIN_SERVICES = frozenset(BUILTIN_OPTIONS)
 
 # Digits and whitespace spelled out: the same pattern must mean the same in the OpenAPI document
 # (JSON Schema regexes are ECMA 262, where `\d` and `\s` are narrower than Python's).
@@ -68,7 +78,7 @@ class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     body_bytes: int = 16 * 1024 * 1024
     file_bytes: int = 10 * 1024 * 1024
     fields: int = 1000
-    key_bytes: int = 256
+    key_bytes: int = 4096
     # The HTTP connection (gmsd.web.protocol): the request line and headers, and how long a
     # client may take to send them and the body; idle time between requests (uvicorn's).
     header_bytes: int = 64 * 1024
@@ -181,9 +191,34 @@ class ServiceConfig(msgspec.Struct, frozen=True):
     ttl: int = 30
     # Other keys of the table: parameters that replace same-named request parameters.
     overrides: dict[str, str] = msgspec.field(default_factory=dict)
+    ttl_configured: bool = False  # whether the table sets `_ttl` (else a request's `_ttl` may)
 
 
-SERVICE_OPTIONS = ("_type", "_service", "_ttl")  # the `_` keys of a service table that are options
+SERVICE_OPTIONS = ("_type", "_service", "_ttl")  # the `_` keys of every service table that are options
+
+# Access-number pools (STORAGE.md §7.1).
+BOOKING_SECONDS = (5, 1800)  # the range of `_booking_expiration_timeout`
+ACCESS_CODE_DIGITS = (1, 10)  # the range of `_access_code_length`
+DEFAULT_RESOURCE_GROUP = "DNIS"
+_FLAG_OPTIONS = frozenset({"_provide_code", "_return_user_data", "_return_data", "_return_multiple_matches",
+                           "_delete_service"})
+MAX_POOL_NUMBERS = 1000
+_GROUP_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_ACCESS_NUMBER = re.compile(r"[0-9A-Za-z+*#._-]{1,64}")
+
+
+class ResourceGroup(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """`[resources.<group>]`: a pool of access numbers that built-in services reserve from."""
+
+    numbers: list[str | int]
+    allocation: Literal["random", "round-robin"] = "random"
+    locking: bool = True  # false: a number may be reserved by many services at once
+    booking_expiration_timeout: int = 30  # seconds a reservation lasts, unless a service says otherwise
+
+    @property
+    def access_numbers(self) -> list[str]:
+        """The numbers as text, in configuration order."""
+        return [str(number) for number in self.numbers]
 
 
 class _ServiceTable(msgspec.Struct, forbid_unknown_fields=False, frozen=True):
@@ -200,6 +235,7 @@ class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True):
     auth: AuthOptions = msgspec.field(default_factory=AuthOptions)
     cors: CorsOptions = msgspec.field(default_factory=CorsOptions)
     services: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
+    resources: dict[str, ResourceGroup] = msgspec.field(default_factory=dict)
 
 
 class Config(msgspec.Struct, frozen=True):
@@ -213,6 +249,7 @@ class Config(msgspec.Struct, frozen=True):
     services: dict[str, ServiceConfig]
     auth: AuthOptions = AuthOptions()
     cors: CorsOptions = CorsOptions()
+    resources: dict[str, ResourceGroup] = msgspec.field(default_factory=dict)
 
 
 SAMPLE_CONFIG = """\
@@ -247,19 +284,58 @@ def _service(name: str, table: dict[str, Any], source: str) -> ServiceConfig:
     if not 0 < known.ttl <= MAX_TTL_SECONDS:
         raise ConfigError(f"{where}._ttl: must be a positive number of seconds up to {MAX_TTL_SECONDS}, "
                           f"not {known.ttl}")
+    if not name:
+        raise ConfigError(f"{where}: a service name must not be empty")
+    options: tuple[str, ...] = SERVICE_OPTIONS
+    if known.type == "builtin":
+        options += BUILTIN_OPTIONS.get(known.service, ())
     overrides: dict[str, str] = {}
     for key, value in table.items():
         if key in SERVICE_OPTIONS:
             continue
-        if key.startswith("_") and known.type == "builtin":
+        if key.startswith("_") and key not in options and known.type == "builtin":
             # A typo of an option (`_tll`) must not silently become a parameter: the TTL would
             # quietly fall back to its default.
             raise ConfigError(f"{where}.{key}: not an option of a builtin service "
-                              f"(options: {', '.join(SERVICE_OPTIONS)}); parameters do not start with `_`")
+                              f"({known.service!r} has {', '.join(options)}); parameters do not start with `_`")
         if isinstance(value, (dict, list)):
             raise ConfigError(f"{where}.{key}: a parameter must be a string, number or boolean")
+        _check_option(f"{where}.{key}", key, value)
         overrides[key] = _gms_text(value)
-    return ServiceConfig(name, known.type, known.service, known.ttl, overrides)
+    return ServiceConfig(name, known.type, known.service, known.ttl, overrides, "_ttl" in table)
+
+
+def _check_option(where: str, key: str, value: Any) -> None:
+    # A built-in's option is checked here, so that a bad value stops the start, not every request.
+    ranges = {"_booking_expiration_timeout": BOOKING_SECONDS, "_access_code_length": ACCESS_CODE_DIGITS}
+    if key in ranges:
+        low, high = ranges[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{where}: must be a whole number from {low} to {high}")
+    elif key in _FLAG_OPTIONS and not isinstance(value, bool):
+        raise ConfigError(f"{where}: must be true or false")
+
+
+def _resource_groups(groups: dict[str, ResourceGroup], source: str) -> dict[str, ResourceGroup]:
+    owner: dict[str, str] = {}
+    for group, pool in groups.items():
+        where = f"{source}: resources.{group}"
+        if _GROUP_NAME.fullmatch(group) is None:
+            raise ConfigError(f"{where}: a group name is 1 to 64 letters, digits, `.`, `_` or `-`")
+        numbers = pool.access_numbers
+        if not 0 < len(numbers) <= MAX_POOL_NUMBERS:
+            raise ConfigError(f"{where}.numbers: 1 to {MAX_POOL_NUMBERS} access numbers")
+        for number in numbers:
+            if _ACCESS_NUMBER.fullmatch(number) is None:
+                raise ConfigError(f"{where}.numbers: {number!r} is not 1 to 64 digits, letters or `+*#._-`")
+            if number in owner:
+                # match-interaction finds a caller's reservation by the number dialled alone.
+                raise ConfigError(f"{where}.numbers: {number!r} is already in resources.{owner[number]}")
+            owner[number] = group
+        low, high = BOOKING_SECONDS
+        if not low <= pool.booking_expiration_timeout <= high:
+            raise ConfigError(f"{where}.booking_expiration_timeout: must be {low} to {high} seconds")
+    return groups
 
 
 def _gms_text(value: Any) -> str:
@@ -291,8 +367,13 @@ def parse_config(text: str, source: str) -> Config:
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     services = {name: _service(name, table, source) for name, table in raw.services.items()}
+    resources = _resource_groups(raw.resources, source)
+    for name, service in services.items():
+        group = service.overrides.get("_resource_group")
+        if group is not None and group not in resources:
+            raise ConfigError(f"{source}: services.{name}._resource_group: no [resources.{group}] is configured")
     return Config(source, raw.limits, raw.redis, raw.orchestration, raw.context_services, services, raw.auth,
-                  raw.cors)
+                  raw.cors, resources)
 
 
 def load_config(path: str | None) -> Config:

@@ -116,6 +116,15 @@ class Overloaded(GmsdError):
         super().__init__(message)
 
 
+class NoAccessNumber(GmsdError):
+    """Every access number of a resource group is reserved (the request kept nothing)."""
+
+    status = 503
+
+    def __init__(self, group: str) -> None:
+        super().__init__(f"no access number available in resource group {group}")
+
+
 class OrchestrationFailed(GmsdError):
     """The orchestration (ors) URL refused, failed or answered something that is not JSON."""
 

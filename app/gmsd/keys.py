@@ -34,6 +34,40 @@ def gms_service(service_id: str) -> tuple[str, str, str]:
 # Reserved fields of the data hash; user keys starting with "_" are never stored.
 GMS_NAME_FIELD = "_name"
 GMS_EXPIRY_FIELD = "_exp"
+# A Storage API area (`POST /genesys/1/storage/{ttl}`) has the layout of a service whose `_name`
+# is empty (a configured service name never is): `/genesys/1/storage/{id}` then addresses either.
+STORAGE_AREA_NAME = ""
+
+# Custom storage ids (`/genesys/1/storage/custom/{customId}`) are scoped by the `gms_user` header.
+# Their area id is a UUID derived from both, prefixed `c-` so that it never has the shape of an
+# id `/genesys/1/storage/{id}` accepts: one user's area is reachable only with its `gms_user`.
+# The client's text is hashed, so it cannot choose a slot.
+_CUSTOM_NAMESPACE = uuid.UUID("5d1b7c1e-3f0a-4b8e-9a61-2f4c0b7d9e13")
+
+
+def storage_custom_area(gms_user: str, custom_id: str) -> str:
+    """The area id of custom id `custom_id` of user `gms_user` (length-prefixed: unambiguous)."""
+    return "c-" + str(uuid.uuid5(_CUSTOM_NAMESPACE, f"{len(gms_user)}:{gms_user}{custom_id}"))
+
+
+# --- Access-number pools (resource groups) ----------------------------------------------------
+# Every key of one resource group carries the tag `{pool:<group>}`: a reservation is made and
+# released by one script on one slot. Group names come from the configuration only (letters,
+# digits, `.`, `_`, `-`), never from a request.
+
+
+def access_pool(group: str) -> tuple[str, str, str, str, str]:
+    """The keys of resource group `group`: (reservations, expiries, busy counts, by number, next).
+
+    - `gms:{pool:G}:resv` hash: service id -> "<number>\t<code>\t<created ms>\t<expires ms>\t<phone>"
+    - `gms:{pool:G}:exp`  sorted set: service id by reservation expiry (ms)
+    - `gms:{pool:G}:busy` hash: number -> count of its live reservations
+    - `gms:{pool:G}:num`  sorted set (score 0, by member): "<number>\0<service id>"
+    - `gms:{pool:G}:next` string: the round-robin position
+    All five expire with the group's last reservation.
+    """
+    tag = "gms:{pool:" + group + "}:"
+    return tag + "resv", tag + "exp", tag + "busy", tag + "num", tag + "next"
 
 
 # --- Context Services ------------------------------------------------------------------------

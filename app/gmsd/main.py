@@ -30,9 +30,11 @@ from gmsd.cs.services import ContextServices
 from gmsd.cs.store import CsStore
 from gmsd.errors import GmsdError, StorageUnavailable
 from gmsd.gms import routes as gms_routes
+from gmsd.gms.access_numbers import AccessNumbers
 from gmsd.gms.orchestration import HttpOrchestrator
 from gmsd.gms.service_api import ServiceApi
-from gmsd.gms.store import GmsStore
+from gmsd.gms.storage_api import StorageApi
+from gmsd.gms.store import GmsStore, PoolStore
 from gmsd.settings import Settings
 from gmsd.web import lifecycle
 from gmsd.web import ops as ops_routes
@@ -107,7 +109,10 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         orchestrator = HttpOrchestrator(settings.config.orchestration.timeout)
         pipeline = command_queue(settings.redis_url, redis_client, settings.config.redis)
         app.state.ping = redis_client.ping  # what /readyz asks (gmsd.web.ops)
-        app.state.gms = ServiceApi(GmsStore(pipeline), settings.config, orchestrator)
+        gms_store = GmsStore(pipeline)
+        app.state.gms = ServiceApi(gms_store, settings.config, orchestrator)
+        app.state.gms.builtins.update(AccessNumbers(gms_store, PoolStore(pipeline), settings.config).builtins())
+        app.state.storage = StorageApi(gms_store, settings.config.limits)
         cs_store = CsStore(pipeline)
         app.state.cs = ContextServices(cs_store, settings.config)
         app.state.cs_items = ConversationItems(cs_store, settings.config)

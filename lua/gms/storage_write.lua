@@ -1,29 +1,47 @@
--- Create a GMS service, or write keys into an existing one's storage: all or nothing.
+-- Create a GMS service or Storage API area, or write keys into an existing one: all or nothing.
 -- KEYS[1] gms:{id}:data   strings + `_name`, `_exp`
 -- KEYS[2] gms:{id}:bin    file bytes
 -- KEYS[3] gms:{id}:ftype  file "<content type>\n<file name>"
--- ARGV[1] "" to update an existing service, or its lifetime in seconds to create it
--- ARGV[2] configured service name (create only)
--- ARGV[3] n = number of string values, followed by n (key, value) pairs,
+-- ARGV[1] mode: "create"  a new service/area named ARGV[3], living ARGV[2] seconds;
+--               "update"  an existing one, its expiry unchanged;
+--               "renew"   an existing one; a Storage API area (`_name` "") then lives ARGV[2]
+--                         seconds from now, a service keeps its expiry;
+--               "upsert"  a Storage API area, created if missing, living ARGV[2] seconds from now
+-- ARGV[2] lifetime in seconds (create, renew, upsert), ARGV[3] the name (create)
+-- ARGV[4] n = number of string values, followed by n (key, value) pairs,
 --         then (key, bytes, type) triples for the files
--- Returns 1, or 0 when updating a service that does not exist (or has expired).
+-- Returns 1, or 0 when updating (or renewing) one that does not exist (or has expired).
 -- A key written again replaces its old value, string or file. Every key of the service
--- expires at the same instant: `_exp`, taken from Redis' own clock at creation.
+-- expires at the same instant: `_exp`, taken from Redis' own clock.
 local data, bin, ftype = KEYS[1], KEYS[2], KEYS[3]
-local expire_at
-if ARGV[1] == '' then
-  expire_at = redis.call('HGET', data, '_exp')
-  if not expire_at then return 0 end
-else
+local mode = ARGV[1]
+local function from_now(seconds)
   local now = redis.call('TIME')
-  expire_at = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-                       + tonumber(ARGV[1]) * 1000)
-  redis.call('HSET', data, '_name', ARGV[2], '_exp', expire_at)
-  redis.call('PEXPIREAT', data, expire_at)
+  return tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(seconds) * 1000)
 end
-local n = tonumber(ARGV[3])
+local expire_at
+local moved = false
+if mode == 'create' then
+  expire_at = from_now(ARGV[2])
+  redis.call('HSET', data, '_name', ARGV[3], '_exp', expire_at)
+  redis.call('PEXPIREAT', data, expire_at)
+else
+  local meta = redis.call('HMGET', data, '_name', '_exp')
+  if mode == 'upsert' then
+    meta[1] = ''
+  elseif not meta[1] then
+    return 0
+  end
+  expire_at = meta[2]
+  if mode ~= 'update' and meta[1] == '' then
+    expire_at = from_now(ARGV[2])
+    redis.call('HSET', data, '_name', '', '_exp', expire_at)
+    moved = true
+  end
+end
+local n = tonumber(ARGV[4])
 local has_files = redis.call('EXISTS', bin) == 1
-local i = 4
+local i = 5
 for _ = 1, n do
   local key = ARGV[i]
   redis.call('HSET', data, key, ARGV[i + 1])
@@ -33,14 +51,17 @@ for _ = 1, n do
   end
   i = i + 2
 end
-if i <= #ARGV then
-  while i <= #ARGV do
-    local key = ARGV[i]
-    redis.call('HSET', bin, key, ARGV[i + 1])
-    redis.call('HSET', ftype, key, ARGV[i + 2])
-    redis.call('HDEL', data, key)
-    i = i + 3
-  end
+local files = i <= #ARGV
+while i <= #ARGV do
+  local key = ARGV[i]
+  redis.call('HSET', bin, key, ARGV[i + 1])
+  redis.call('HSET', ftype, key, ARGV[i + 2])
+  redis.call('HDEL', data, key)
+  i = i + 3
+end
+if moved then
+  for k = 1, 3 do redis.call('PEXPIREAT', KEYS[k], expire_at) end
+elseif files then
   redis.call('PEXPIREAT', bin, expire_at)
   redis.call('PEXPIREAT', ftype, expire_at)
 end

@@ -88,11 +88,21 @@ def test_default_limits_are_the_contracts(client: TestClient) -> None:
 
     limits = Limits()
     assert (limits.body_bytes, limits.file_bytes, limits.fields, limits.key_bytes) == (
-        16 * 1024 * 1024, 10 * 1024 * 1024, 1000, 256)
+        16 * 1024 * 1024, 10 * 1024 * 1024, 1000, 4096)
     sid = client.post(f"{BASE}/storage").json()["id"]
     response = client.post(f"{BASE}/{sid}/storage", files={"f": ("f", b"z" * (10 * 1024 * 1024 + 1), "x/y")})
     assert response.status_code == 413
     assert client.get(f"{BASE}/{sid}/storage/binary/f").status_code == 404
+
+
+def test_the_default_key_limit_is_4096_bytes(client: TestClient) -> None:
+    sid = client.post(f"{BASE}/storage").json()["id"]
+    longest = "k" * 4094 + "é"  # 4,096 bytes of UTF-8
+    assert client.post(f"{BASE}/{sid}/storage", data={longest: "v"}).status_code == 200
+    assert client.get(f"{BASE}/{sid}/storage").json() == {longest: "v"}
+    response = client.post(f"{BASE}/{sid}/storage", data={"a": "1", "k" + longest: "v"})
+    assert response.status_code == 400
+    assert client.get(f"{BASE}/{sid}/storage").json() == {longest: "v"}
 
 
 @pytest.mark.parametrize("key", ["k" * 17, "é" * 9])  # 17 bytes; 18 bytes of UTF-8

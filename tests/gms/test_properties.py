@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from gmsd.gms.json_values import json_parameters
 
 BASE = "/genesys/1/service"
-KEY_BYTES = 256  # the default limit
+KEY_BYTES = 4096  # the default limit
 
 SETTINGS = settings(max_examples=50, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -93,7 +93,7 @@ def within_key_limit(key: str) -> bool:
     return len(key.encode()) <= KEY_BYTES
 
 
-# A user key: not empty, not starting with `_` (never stored), at most 256 UTF-8 bytes; not
+# A user key: not empty, not starting with `_` (never stored), at most 4,096 UTF-8 bytes; not
 # `binary/…`, which `GET …/storage/binary/{key}` reads as the file `{key}`.
 KEY = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=80).filter(
     lambda k: not k.startswith(("_", "binary/")) and within_key_limit(k))

@@ -100,9 +100,20 @@ def test_the_document_says_which_operations_need_the_pair(protected: TestClient)
     assert document["components"]["securitySchemes"] == {"basic": {"type": "http", "scheme": "basic"}}
     for path, item in document["paths"].items():
         for operation in item.values():
-            guarded = path.startswith(("/genesys/1/service/", "/genesys/1/cs/", "/console/"))
+            guarded = path.startswith(("/genesys/1/service/", "/genesys/1/cs/", "/genesys/1/storage/", "/console/"))
             assert ("security" in operation) == guarded, path
             assert ("401" in operation["responses"]) == guarded, path
+
+
+def test_the_storage_api_needs_the_pair(protected: TestClient) -> None:
+    storage = "/genesys/1/storage"
+    assert_refused(protected.post(f"{storage}/600", data={"a": "1"}))
+    assert_refused(protected.post(f"{storage}/custom/c/600", data={"a": "1"}, headers={"gms_user": "u"}))
+    created = protected.post(f"{storage}/600", data={"a": "1"}, headers=GOOD)
+    assert created.status_code == 200
+    area = created.json()["id"]
+    assert_refused(protected.get(f"{storage}/{area}"))
+    assert protected.get(f"{storage}/{area}", headers=GOOD).json() == {"a": "1"}
 
 
 @pytest.fixture

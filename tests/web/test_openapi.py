@@ -70,6 +70,8 @@ def test_the_documented_gms_500_is_only_where_json_is_read(client: TestClient) -
     assert with_500 == {
         ("/genesys/1/service/{name}", "post"), ("/genesys/1/service/{name}", "put"),
         ("/genesys/1/service/{id}/storage", "post"), ("/genesys/1/service/{id}/{request}", "post"),
+        ("/genesys/1/storage/{id}", "post"), ("/genesys/1/storage/{id}/{key}", "post"),
+        ("/genesys/1/storage/custom/{customId}", "post"), ("/genesys/1/storage/custom/{customId}/{key}", "post"),
     }
 
 

@@ -45,3 +45,15 @@ class ServiceExpirationUpdate(msgspec.Struct, forbid_unknown_fields=False):
 
     ttl: Annotated[int, Meta(gt=0, le=MAX_TTL_SECONDS)] | None = None
     expiration_time: Annotated[str, Meta(extra_json_schema={"format": "date-time"})] | None = None
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What a service asks of a resource group: how to choose its number, how long to hold it."""
+
+    service_id: str
+    locking: bool  # one live reservation per number
+    round_robin: bool  # else random
+    lifetime: int  # seconds (`_booking_expiration_timeout`)
+    code_length: int  # digits of the access code; 0: no code
+    phone: str  # the device's phone number, "" if none

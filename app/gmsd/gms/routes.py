@@ -13,12 +13,14 @@ from starlette.responses import Response
 
 from gmsd.errors import BadRequest, CouldNotReadJson
 from gmsd.gms.json_values import json_parameters
-from gmsd.gms.models import ServiceExpirationUpdate
+from gmsd.gms.models import BinaryValue, ServiceExpirationUpdate
 from gmsd.gms.service_api import ServiceApi
+from gmsd.gms.storage_api import StorageApi
 from gmsd.timestamps import instant
+from gmsd.types import Parameters
 from gmsd.web.body import read_body, read_parameters, require_utf8
 from gmsd.web.openapi import JSON, Answer, Api, Param
-from gmsd.web.paths import GMS_PREFIX
+from gmsd.web.paths import GMS_PREFIX, STORAGE_PREFIX
 from gmsd.web.responses import GmsErrorBody, json_response
 from gmsd.web.routing import Resource
 
@@ -50,11 +52,22 @@ _PARAMETERS = {
 _EMPTY = {"type": "object", "maxProperties": 0}
 _STRINGS = {"type": "object", "additionalProperties": _STRING}
 _OK_ANSWER = {200: Answer("done", {JSON: _EMPTY})}
+_MATCH = {"type": "object", "required": ["_id", "_data_id"],
+          "properties": {"_id": _STRING, "_data_id": _STRING}, "additionalProperties": _STRING}
 _CREATED = {
-    "type": "object", "required": ["_id", "id"],
-    "properties": {"_id": _STRING, "id": _STRING},
-    "description": "the new service id (twice), plus what an `ors` orchestration answered",
+    "type": "object",
+    "properties": {"_id": _STRING, "id": _STRING, "_data_id": _STRING, "_access_number": _STRING,
+                   "_access_code": _STRING, "_expiration_time": {"type": "integer"},
+                   "matches": {"type": "array", "items": _MATCH}},
+    "description": "the new service id (`_id` and `id`), plus what an `ors` orchestration answered. "
+                   "`request-interaction` and `request-access` add `_access_number`, `_expiration_time` "
+                   "(seconds the reservation lasts) and, when asked for, `_access_code`; `match-interaction` "
+                   "answers the matched service's `_id` and `_data_id` (with `_return_user_data`, its string "
+                   "keys too), or `matches`, a list of them, with `_return_multiple_matches`",
 }
+_CREATE_UNAVAILABLE = Answer("storage unavailable (Redis cannot be reached), or every access number of the "
+                             "resource group is reserved (`request-interaction`, `request-access`)",
+                             {JSON: GmsErrorBody})
 _EXPIRATION = {
     JSON: ServiceExpirationUpdate,
     "application/x-www-form-urlencoded": ServiceExpirationUpdate,
@@ -77,7 +90,8 @@ def _api(request: Request) -> ServiceApi:
 
 
 @GMS.operation("Create an instance of a configured service", body=_PARAMETERS,
-               answers={200: Answer("created", {JSON: _CREATED})}, errors=(400, 404, 413, 415, 500, 502, 503, 504),
+               answers={200: Answer("created", {JSON: _CREATED}), 503: _CREATE_UNAVAILABLE},
+               errors=(400, 404, 413, 415, 500, 502, 504),
                description="Parameters not starting with `_` are stored as the service's user data; "
                            "configured parameters replace same-named request parameters.")
 async def create_service(request: Request) -> Response:
@@ -177,17 +191,22 @@ async def delete_key(request: Request) -> Response:
     return json_response(_OK)
 
 
+_BINARY_ANSWER = {200: Answer("the exact bytes (a string key: its UTF-8 text)",
+                             {"*/*": {"type": "string", "contentMediaType": "application/octet-stream"}},
+                             {"Content-Disposition": "always `attachment`, with the file name when known",
+                              "X-Content-Type-Options": "`nosniff`",
+                              "Content-Security-Policy": "`default-src 'none'; sandbox`"})}
+
+
 @GMS.operation("One key as bytes, with the content type and file name it was uploaded with",
-               answers={200: Answer("the exact bytes (a string key: its UTF-8 text)",
-                                    {"*/*": {"type": "string", "contentMediaType": "application/octet-stream"}},
-                                    {"Content-Disposition": "always `attachment`, with the file name when known",
-                                     "X-Content-Type-Options": "`nosniff`",
-                                     "Content-Security-Policy": "`default-src 'none'; sandbox`"})},
-               errors=(503,))
+               answers=_BINARY_ANSWER, errors=(503,))
 async def storage_binary(request: Request) -> Response:
     """GET /genesys/1/service/{id}/storage/binary/{key}: the exact bytes with their type."""
     p = request.path_params
-    value = await _api(request).read_binary(p["id"], p["key"])
+    return _binary(await _api(request).read_binary(p["id"], p["key"]))
+
+
+def _binary(value: BinaryValue) -> Response:
     # The type exactly as uploaded (as `media_type`, Starlette would add a charset to text/*).
     # Whatever that type and the file name: a download, never a page a browser renders or runs
     # on gmsd's origin (a `text/html` upload is a stored script otherwise).
@@ -206,6 +225,160 @@ def _disposition(filename: str) -> str:
     return f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+# --- the Storage API (`/genesys/1/storage…`) -------------------------------------------------
+
+_AREA_ID = {"type": "object", "required": ["id"], "properties": {"id": _STRING}}
+_TTL_TEXT = ("the lifetime in seconds; anything but a whole number from 1 to 2147483647 means 30 s "
+             "(GMS: an incorrect value is not an error)")
+_GMS_USER = Param("gms_user", "header", _STRING, "the user a custom id belongs to (required: 400 without it)",
+                  required=True)
+STORAGE = Api("Storage API", GmsErrorBody, {
+    "id": Param("id", "path", _STRING, "POST: the lifetime of the new area (" + _TTL_TEXT + "); GET and "
+                "DELETE: an area id as answered by create, or a service id (its `_data_id`)"),
+    "area": Param("area", "path", _STRING, "an area id as answered by create, or a service id (its `_data_id`)"),
+    "key": Param("key", "path", _STRING, "GET and DELETE: a storage key; POST: " + _TTL_TEXT),
+    "customId": Param("customId", "path", _STRING, "the client's own id for the area, scoped by `gms_user`"),
+})
+_UPDATED = {200: Answer("updated (no body)")}
+
+
+def _storage(request: Request) -> StorageApi:
+    api: StorageApi = request.app.state.storage
+    return api
+
+
+async def _storage_parameters(request: Request) -> tuple[StorageApi, Parameters]:
+    api = _storage(request)
+    return api, await read_parameters(request, api.limits, json_parameters)
+
+
+def _custom_area(request: Request) -> str:
+    return _storage(request).custom_area_id(request.headers.get("gms_user"), request.path_params["customId"])
+
+
+@STORAGE.operation("Create a storage area with a lifetime", body=_PARAMETERS,
+                   answers={200: Answer("created", {JSON: _AREA_ID})}, errors=(400, 413, 415, 500, 503))
+async def storage_create(request: Request) -> Response:
+    """POST /genesys/1/storage/{ttl}: a new area with the body's keys."""
+    api, params = await _storage_parameters(request)
+    return json_response(await api.create(request.path_params["id"], params))
+
+
+@STORAGE.operation("Add or replace keys of an area; its lifetime starts again", body=_PARAMETERS,
+                   answers=_UPDATED, errors=(400, 413, 415, 500, 503),
+                   description="For a service's storage the `{ttl}` is ignored: service and storage expire together.")
+async def storage_update(request: Request) -> Response:
+    """POST /genesys/1/storage/{id}/{ttl}."""
+    api, params = await _storage_parameters(request)
+    p = request.path_params
+    await api.update(api.area_id(p["id"]), p["key"], params)
+    return Response(b"", 200)
+
+
+@STORAGE.operation("Every string key of an area", answers={200: Answer("key -> value", {JSON: _STRINGS})},
+                   errors=(503,))
+async def storage_read(request: Request) -> Response:
+    """GET /genesys/1/storage/{id}: every string key (files are not listed)."""
+    api = _storage(request)
+    return json_response(await api.read_all(api.area_id(request.path_params["id"])))
+
+
+@STORAGE.operation("Delete an area (a service's storage: empty it, the service stays)", answers=_OK_ANSWER,
+                   errors=(503,))
+async def storage_delete(request: Request) -> Response:
+    """DELETE /genesys/1/storage/{id}."""
+    api = _storage(request)
+    await api.delete(api.area_id(request.path_params["id"]))
+    return json_response(_OK)
+
+
+_ONE_KEY = {200: Answer("{key: value}", {JSON: _STRINGS | {"minProperties": 1, "maxProperties": 1}})}
+
+
+@STORAGE.operation("One string key of an area", answers=_ONE_KEY, errors=(503,))
+async def storage_read_key(request: Request) -> Response:
+    """GET /genesys/1/storage/{id}/{key}."""
+    api = _storage(request)
+    p = request.path_params
+    return json_response(await api.read_one(api.area_id(p["id"]), p["key"]))
+
+
+@STORAGE.operation("Delete one key of an area, string or file (a missing key is not an error)",
+                   answers=_OK_ANSWER, errors=(503,))
+async def storage_delete_key(request: Request) -> Response:
+    """DELETE /genesys/1/storage/{id}/{key}."""
+    api = _storage(request)
+    p = request.path_params
+    await api.delete_key(api.area_id(p["id"]), p["key"])
+    return json_response(_OK)
+
+
+@STORAGE.operation("One key of an area as bytes, with the content type and file name it was uploaded with",
+                   answers=_BINARY_ANSWER, errors=(503,))
+async def storage_read_binary(request: Request) -> Response:
+    """GET /genesys/1/storage/{area}/binary/{key}."""
+    api = _storage(request)
+    p = request.path_params
+    return _binary(await api.read_binary(api.area_id(p["area"]), p["key"]))
+
+
+@STORAGE.operation("Create or update the area of a custom id, living 30 s", body=_PARAMETERS, params=(_GMS_USER,),
+                   answers={200: Answer("stored", {JSON: _AREA_ID})}, errors=(400, 413, 415, 500, 503),
+                   description="The given keys are written, other keys stay; the area lives 30 s from now.")
+async def custom_store_default(request: Request) -> Response:
+    """POST /genesys/1/storage/custom/{customId}: store-or-update, ttl 30."""
+    api, params = await _storage_parameters(request)
+    return json_response(await api.store_custom(request.headers.get("gms_user"), request.path_params["customId"],
+                                                "", params))
+
+
+@STORAGE.operation("Create or update the area of a custom id with a lifetime", body=_PARAMETERS,
+                   params=(_GMS_USER,), answers={200: Answer("stored", {JSON: _AREA_ID})},
+                   errors=(400, 413, 415, 500, 503),
+                   description="The given keys are written, other keys stay; the area lives `{ttl}` from now.")
+async def custom_store(request: Request) -> Response:
+    """POST /genesys/1/storage/custom/{customId}/{ttl}: store-or-update."""
+    api, params = await _storage_parameters(request)
+    p = request.path_params
+    return json_response(await api.store_custom(request.headers.get("gms_user"), p["customId"], p["key"], params))
+
+
+@STORAGE.operation("Every string key of a custom id's area", params=(_GMS_USER,),
+                   answers={200: Answer("key -> value", {JSON: _STRINGS})}, errors=(400, 503))
+async def custom_read(request: Request) -> Response:
+    """GET /genesys/1/storage/custom/{customId}."""
+    return json_response(await _storage(request).read_all(_custom_area(request)))
+
+
+@STORAGE.operation("Delete a custom id's area", params=(_GMS_USER,), answers=_OK_ANSWER, errors=(400, 503))
+async def custom_delete(request: Request) -> Response:
+    """DELETE /genesys/1/storage/custom/{customId}."""
+    await _storage(request).delete(_custom_area(request))
+    return json_response(_OK)
+
+
+@STORAGE.operation("One string key of a custom id's area", params=(_GMS_USER,), answers=_ONE_KEY,
+                   errors=(400, 503))
+async def custom_read_key(request: Request) -> Response:
+    """GET /genesys/1/storage/custom/{customId}/{key}."""
+    return json_response(await _storage(request).read_one(_custom_area(request), request.path_params["key"]))
+
+
+@STORAGE.operation("Delete one key of a custom id's area (a missing key is not an error)", params=(_GMS_USER,),
+                   answers=_OK_ANSWER, errors=(400, 503))
+async def custom_delete_key(request: Request) -> Response:
+    """DELETE /genesys/1/storage/custom/{customId}/{key}."""
+    await _storage(request).delete_key(_custom_area(request), request.path_params["key"])
+    return json_response(_OK)
+
+
+@STORAGE.operation("One key of a custom id's area as bytes", params=(_GMS_USER,), answers=_BINARY_ANSWER,
+                   errors=(400, 503))
+async def custom_read_binary(request: Request) -> Response:
+    """GET /genesys/1/storage/custom/{customId}/binary/{key}."""
+    return _binary(await _storage(request).read_binary(_custom_area(request), request.path_params["key"]))
+
+
 PREFIX = GMS_PREFIX
 
 # Concrete templates before templated ones: the first template a path fits is its resource.
@@ -218,3 +391,18 @@ routes = [
     Resource(PREFIX + "/{name}", {"POST": create_service, "PUT": update_expiration, "DELETE": delete_service}),
     Resource(PREFIX + "/{id}/{request}", {"POST": service_request}),
 ]
+
+STORAGE_ROUTES = [
+    Resource(STORAGE_PREFIX + "/custom/{customId}", {"POST": custom_store_default, "GET": custom_read,
+                                                     "DELETE": custom_delete}),
+    Resource(STORAGE_PREFIX + "/custom/{customId}/binary/{key:path}", {"GET": custom_read_binary}),
+    Resource(STORAGE_PREFIX + "/custom/{customId}/{key:path}", {"POST": custom_store, "GET": custom_read_key,
+                                                                "DELETE": custom_delete_key}),
+    # `{id}` is the new area's ttl for POST and an area id for GET and DELETE; under it, `{key}`
+    # is the ttl for POST and a key for GET and DELETE: one name per position (see above).
+    Resource(STORAGE_PREFIX + "/{id}", {"POST": storage_create, "GET": storage_read, "DELETE": storage_delete}),
+    Resource(STORAGE_PREFIX + "/{area}/binary/{key:path}", {"GET": storage_read_binary}),
+    Resource(STORAGE_PREFIX + "/{id}/{key:path}", {"POST": storage_update, "GET": storage_read_key,
+                                                   "DELETE": storage_delete_key}),
+]
+routes += STORAGE_ROUTES

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -114,6 +115,64 @@ def split_parameters(params: Parameters, limits: Limits) -> tuple[
     return control, StorageArea(strings, files)
 
 
+class StorageAreas:
+    """Reads and deletes of one storage area by id, shared by the Service and Storage APIs.
+
+    The caller has checked that the id is one gmsd can have issued; `noun` names what the id
+    is in a 404 message.
+    """
+
+    def __init__(self, store: ServiceStore, limits: Limits, noun: str) -> None:
+        self.store = store
+        self.limits = limits
+        self.noun = noun
+
+    def _missing(self, area_id: str) -> NotFound:
+        return NotFound(f"{self.noun} {area_id[:80]!r} not found")
+
+    def _check_read_key(self, key: str) -> None:
+        # Reserved fields start with "_" and user keys never do: such a key cannot exist.
+        if key.startswith("_") or not self.limits.fits_key(key):
+            raise NotFound(f"key {key[:80]!r} not found")
+
+    async def read_all(self, area_id: str) -> dict[str, str]:
+        """Every string key of the area (files are not listed)."""
+        values = await self.store.read_all(area_id)
+        if values is None:
+            raise self._missing(area_id)
+        return values
+
+    async def read_one(self, area_id: str, key: str) -> dict[str, str]:
+        """`{key: value}` for one string key."""
+        self._check_read_key(key)
+        found, value = await self.store.read_one(area_id, key)
+        if not found:
+            raise self._missing(area_id)
+        if value is None:
+            raise NotFound(f"key {key[:80]!r} not found")
+        return {key: value}
+
+    async def read_binary(self, area_id: str, key: str) -> BinaryValue:
+        """One value as bytes with its content type and file name."""
+        self._check_read_key(key)
+        value = await self.store.read_binary(area_id, key)
+        if value is None:
+            raise NotFound(f"key {key[:80]!r} not found")
+        return value
+
+    async def delete_key(self, area_id: str, key: str) -> None:
+        """Delete one key, string or file; a missing key is not an error."""
+        if key.startswith("_") or not self.limits.fits_key(key):
+            key = ""  # cannot exist; still answer 404 for an unknown area
+        if not await self.store.delete_key(area_id, key):
+            raise self._missing(area_id)
+
+
+# A built-in whose create does more than store user data (the access-number services): it
+# handles `POST /genesys/1/service/{name}` for the configured service, with the request's parameters.
+BuiltinService = Callable[[ServiceConfig, Parameters], Awaitable[dict[str, Any]]]
+
+
 class ServiceApi:
     """The operations of `/genesys/1/service…` over the configured services."""
 
@@ -122,6 +181,8 @@ class ServiceApi:
         self.config = config
         self.limits = config.limits
         self.orchestrator = orchestrator
+        self.areas = StorageAreas(store, config.limits, "service")
+        self.builtins: dict[str, BuiltinService] = {}
 
     def _split(self, params: Parameters) -> tuple[dict[str, str], StorageArea]:
         return split_parameters(params, self.limits)
@@ -137,11 +198,6 @@ class ServiceApi:
         if not is_service_id(service_id):
             raise NotFound(f"service {service_id[:80]!r} not found")
 
-    def _check_read_key(self, key: str) -> None:
-        # Reserved fields start with "_" and user keys never do: such a key cannot exist.
-        if key.startswith("_") or not self.limits.fits_key(key):
-            raise NotFound(f"key {key[:80]!r} not found")
-
     async def create(self, name: str, params: Parameters) -> dict[str, Any]:
         """Create an instance of configured service `name` with its user data.
 
@@ -149,6 +205,9 @@ class ServiceApi:
         then told about it; if that fails the instance is deleted again (502/504).
         """
         service = self._configured(name)
+        builtin = self.builtins.get(service.service) if service.type == "builtin" else None
+        if builtin is not None:
+            return await builtin(service, params)
         if service.overrides:
             params = [p for p in params if p[0] not in service.overrides]
             params += list(service.overrides.items())
@@ -201,38 +260,22 @@ class ServiceApi:
     async def read_all(self, service_id: str) -> dict[str, str]:
         """Every string key of the storage (files are not listed)."""
         self._check_id(service_id)
-        values = await self.store.read_all(service_id)
-        if values is None:
-            raise NotFound(f"service {service_id!r} not found")
-        return values
+        return await self.areas.read_all(service_id)
 
     async def read_one(self, service_id: str, key: str) -> dict[str, str]:
         """`{key: value}` for one string key."""
         self._check_id(service_id)
-        self._check_read_key(key)
-        found, value = await self.store.read_one(service_id, key)
-        if not found:
-            raise NotFound(f"service {service_id!r} not found")
-        if value is None:
-            raise NotFound(f"key {key!r} not found")
-        return {key: value}
+        return await self.areas.read_one(service_id, key)
 
     async def read_binary(self, service_id: str, key: str) -> BinaryValue:
         """One value as bytes with its content type and file name."""
         self._check_id(service_id)
-        self._check_read_key(key)
-        value = await self.store.read_binary(service_id, key)
-        if value is None:
-            raise NotFound(f"key {key!r} not found")
-        return value
+        return await self.areas.read_binary(service_id, key)
 
     async def delete_key(self, service_id: str, key: str) -> None:
         """Delete one key, string or file; a missing key is not an error."""
         self._check_id(service_id)
-        if key.startswith("_") or not self.limits.fits_key(key):
-            key = ""  # cannot exist; still answer 404 for an unknown service
-        if not await self.store.delete_key(service_id, key):
-            raise NotFound(f"service {service_id!r} not found")
+        await self.areas.delete_key(service_id, key)
 
     async def clear(self, service_id: str) -> None:
         """Delete every key of the storage; the service stays."""

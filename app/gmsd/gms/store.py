@@ -7,6 +7,8 @@ per request, shared with the other requests of the same event-loop turn.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +16,8 @@ from redis.commands.core import AsyncScript
 
 from gmsd.backend.batcher import CommandBatcher, hash_reply
 from gmsd.backend.scripts import ScriptSet
-from gmsd.gms.models import BinaryValue, StorageArea
-from gmsd.keys import GMS_NAME_FIELD, gms_service
+from gmsd.gms.models import BinaryValue, Reservation, StorageArea
+from gmsd.keys import GMS_NAME_FIELD, STORAGE_AREA_NAME, access_pool, gms_service
 
 _NAME = GMS_NAME_FIELD.encode()
 
@@ -31,6 +33,8 @@ class GmsScripts(ScriptSet):
     storage_delete_key: AsyncScript
     storage_clear: AsyncScript
     service_expire: AsyncScript
+    pool_reserve: AsyncScript
+    pool_match: AsyncScript
 
 
 def _write_args(area: StorageArea) -> list[Any]:
@@ -52,12 +56,32 @@ class GmsStore:
     async def create(self, service_id: str, name: str, ttl: int, area: StorageArea) -> None:
         """Store a new service with its user data; all its keys expire in `ttl` seconds."""
         await self.redis.run_script(self.scripts.storage_write, gms_service(service_id),
-                                    [ttl, name, *_write_args(area)])
+                                    ["create", ttl, name, *_write_args(area)])
 
     async def write(self, service_id: str, area: StorageArea) -> bool:
         """Write user data atomically; False if the service does not exist."""
         return bool(await self.redis.run_script(self.scripts.storage_write, gms_service(service_id),
-                                                ["", "", *_write_args(area)]))
+                                                ["update", "", "", *_write_args(area)]))
+
+    async def create_area(self, area_id: str, ttl: int, area: StorageArea) -> None:
+        """Store a new Storage API area (a service with no name) living `ttl` seconds."""
+        await self.create(area_id, STORAGE_AREA_NAME, ttl, area)
+
+    async def renew(self, area_id: str, ttl: int, area: StorageArea) -> bool:
+        """Write keys; a Storage API area then lives `ttl` s from now, a service keeps its expiry.
+
+        False if neither exists."""
+        return bool(await self.redis.run_script(self.scripts.storage_write, gms_service(area_id),
+                                                ["renew", ttl, "", *_write_args(area)]))
+
+    async def upsert_area(self, area_id: str, ttl: int, area: StorageArea) -> None:
+        """Create a Storage API area or write keys into it; either way it lives `ttl` s from now."""
+        await self.redis.run_script(self.scripts.storage_write, gms_service(area_id),
+                                    ["upsert", ttl, "", *_write_args(area)])
+
+    async def remove_area(self, area_id: str) -> bool:
+        """Delete a Storage API area, or empty a service's storage; False if neither exists."""
+        return bool(await self.redis.run_script(self.scripts.storage_clear, gms_service(area_id), ["area"]))
 
     async def service_name(self, service_id: str) -> str | None:
         """The configured service name of an instance, or None if it does not exist."""
@@ -105,3 +129,27 @@ class GmsStore:
     async def expire_at(self, service_id: str, millis: int) -> bool:
         """New expiry at epoch `millis`; False if the service does not exist."""
         return bool(await self.redis.run_script(self.scripts.service_expire, gms_service(service_id), ["at", millis]))
+
+
+class PoolStore:
+    """Access-number reservations in Redis: one `{pool:<group>}` hash tag per resource group."""
+
+    def __init__(self, pipeline: CommandBatcher) -> None:
+        self.redis = pipeline
+        self.scripts = GmsScripts.register(pipeline.client)
+
+    async def reserve(self, group: str, numbers: Sequence[str], reservation: Reservation) -> tuple[str, str] | None:
+        """Reserve a number of `group` for `reservation.service_id`: (number, code), or None if none is free."""
+        reply = await self.redis.run_script(self.scripts.pool_reserve, access_pool(group), [
+            reservation.service_id, int(reservation.locking), int(reservation.round_robin),
+            reservation.lifetime, reservation.code_length, reservation.phone,
+            secrets.randbelow(2**31 - 1) + 1, *numbers])
+        if not reply or reply[0] == 0:
+            return None
+        return reply[1].decode(), reply[2].decode()
+
+    async def match(self, group: str, number: str, code: str, phone: str | None, every: bool) -> list[str]:
+        """Release the reservations on `number` that match; their service ids, most recent first."""
+        reply = await self.redis.run_script(self.scripts.pool_match, access_pool(group), [
+            number, code, int(phone is not None), phone or "", int(every)])
+        return [item.decode() for item in reply or []]

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 GMS_PREFIX = "/genesys/1/service"  # the Service API
 CS_PREFIX = "/genesys/1/cs"  # Context Services
+STORAGE_PREFIX = "/genesys/1/storage"  # the Storage API
 HEALTHZ = "/healthz"
 READYZ = "/readyz"
 METRICS = "/metrics"
 OPENAPI_PATH = "/openapi.json"
-API_PREFIXES = (GMS_PREFIX + "/", CS_PREFIX + "/")
+API_PREFIXES = (GMS_PREFIX + "/", CS_PREFIX + "/", STORAGE_PREFIX + "/")
 CONSOLE_PREFIX = "/console"  # the web console (gmsd.console); protected like the APIs
 DOCS_PATH = "/docs"  # the interactive API reference; open, like /openapi.json
 
