@@ -19,6 +19,7 @@ from tests.support.gmsd_process import Served
 
 GMS = "/genesys/1/service"
 CS = "/genesys/1/cs"
+STORAGE = "/genesys/1/storage"
 PASSWORD = "s3cret-pässword"
 ENV = {"GMSD_AUTH_USERNAME": "gmsd", "GMSD_AUTH_PASSWORD": PASSWORD}
 CONFIG = """
@@ -141,6 +142,13 @@ def test_a_service_with_its_own_pair_takes_only_that_pair(per_service: TestClien
         assert client.request(method, path, headers=CALLBACK, json={"ttl": 60}).status_code == 200, path
     assert_refused(client.get(f"{GMS}/{oid}/storage", headers=CALLBACK))
     assert client.get(f"{GMS}/{oid}/storage", headers=GOOD).status_code == 200
+    # the Storage API on a service id is that service's storage: the same pair decides
+    for method, path in (("GET", f"{STORAGE}/{sid}"), ("GET", f"{STORAGE}/{sid}/a"),
+                         ("POST", f"{STORAGE}/{sid}/60"), ("GET", f"{STORAGE}/{sid}/binary/a")):
+        assert_refused(client.request(method, path, headers=GOOD, data={"a": "2"}))
+        assert client.request(method, path, headers=CALLBACK, data={"a": "2"}).status_code == 200, path
+    assert_refused(client.get(f"{STORAGE}/{oid}", headers=CALLBACK))
+    assert client.get(f"{STORAGE}/{oid}", headers=GOOD).status_code == 200
     assert_refused(client.delete(f"{GMS}/{sid}", headers=GOOD))
     assert client.delete(f"{GMS}/{sid}", headers=CALLBACK).status_code == 200
     # a gone or impossible id names no service: the global pair, then 404

@@ -36,7 +36,7 @@ from starlette.types import Scope
 from gmsd.config import Config
 from gmsd.errors import ConfigError, Unauthorized
 from gmsd.keys import is_service_id
-from gmsd.web.paths import API_PREFIXES, CONSOLE_PREFIX, GMS_PREFIX, METRICS
+from gmsd.web.paths import API_PREFIXES, CONSOLE_PREFIX, GMS_PREFIX, METRICS, STORAGE_PREFIX
 from gmsd.web.responses import error_response
 
 USERNAME = "GMSD_AUTH_USERNAME"
@@ -46,6 +46,7 @@ CHALLENGE = 'Basic realm="gmsd"'
 
 # The `{name}` of this template is a configured service's name for POST (create), a service id else.
 _NAMED = GMS_PREFIX + "/{name}"
+_SERVICE_PREFIXES = (GMS_PREFIX + "/", STORAGE_PREFIX + "/")  # routes that can name a service instance
 _AUTHORIZATION = b"authorization"
 
 
@@ -171,12 +172,14 @@ class Authenticator:
 
     async def _expected(self, scope: Scope, template: str) -> Tokens:
         credentials = self.credentials
-        if not credentials.services or not template.startswith(GMS_PREFIX + "/"):
+        if not credentials.services or not template.startswith(_SERVICE_PREFIXES):
             return credentials.default
         params = scope["path_params"]
         if template == _NAMED and scope["method"] == "POST":
             return credentials.services.get(params["name"], credentials.default)
-        service_id = params.get("id", params.get("name", ""))
+        # `/genesys/1/storage/{id}…` with a service id reaches that service's own storage: it takes
+        # the service's pair, as the Service API's routes of the same service do.
+        service_id = params.get("id", params.get("area", params.get("name", "")))
         if not is_service_id(service_id):
             return credentials.default  # names no service: the handler answers 404
         name = await self.service_name(service_id)
