@@ -128,6 +128,18 @@ async def console_page(request: Request) -> Response:
     return CONSOLE_FILES["index.html"].answer(request)
 
 
+@CONSOLE.operation("The console's address without its slash: a redirect to `/console/`",
+                   answers={307: Answer("to `/console/`", {},
+                                        {"Location": "`/console/`: a path, never the client's Host"})})
+async def console_root(request: Request) -> Response:
+    """GET /console: 307 to `/console/` (the page's relative links need the slash).
+
+    The one redirect gmsd answers, to a fixed path of its own; no route redirects a trailing
+    slash, and none writes the client's `Host` into a `Location`.
+    """
+    return Response(status_code=307, headers={"location": PREFIX + "/"})
+
+
 @CONSOLE.operation("A script, stylesheet or image of the console", answers=_SHIPPED)
 async def console_file(request: Request) -> Response:
     """GET /console/{file}: one shipped file; anything else is 404."""
@@ -160,6 +172,7 @@ PREFIX = CONSOLE_PREFIX
 routes = [
     Resource(PREFIX + "/api/services", {"GET": configured_services}),
     Resource(PREFIX + "/api/services/{id}/storage", {"GET": storage_inventory}),
+    Resource(PREFIX, {"GET": console_root}),
     Resource(PREFIX + "/", {"GET": console_page}),
     Resource(PREFIX + "/{file:path}", {"GET": console_file}),
     Resource(DOCS_PATH, {"GET": docs_page}),

@@ -175,7 +175,9 @@ def _answer(answer: Answer, schemas: _Schemas) -> dict[str, Any]:
 
 
 def _operation_id(method: str, path: str) -> str:
-    return method.lower() + "_" + "_".join(re.findall(r"[A-Za-z0-9]+", path))
+    # `/console` and `/console/` are two resources: the slash is a word of its own.
+    words = [*re.findall(r"[A-Za-z0-9]+", path), *(["index"] if path.endswith("/") and path != "/" else [])]
+    return method.lower() + "_" + "_".join(words)
 
 
 def _operation(route: Resource, method: str, op: Operation, schemas: _Schemas, protected: bool,
