@@ -108,7 +108,7 @@ def test_start_errors(client: TestClient) -> None:
                  "InvalidParameterException")
     assert_error(client.post(url, json={"customer_id": "c", "ttl": -3}), 400, "InvalidParameterException")
     assert_error(client.post(url, json={"customer_id": ""}), 400, "InvalidParameterException")
-    assert_error(client.post(url, json={"customer_id": "x" * 300}), 400, "InvalidParameterException")
+    assert_error(client.post(url, json={"customer_id": "x" * 4097}), 400, "InvalidParameterException")
 
 
 def test_reserved_names_are_not_attached_data(client: TestClient) -> None:
