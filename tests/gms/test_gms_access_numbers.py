@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from gmsd.config import parse_config
@@ -267,6 +268,25 @@ def test_request_interaction_then_match_then_storage_read(gms: TestClient) -> No
     assert gms.get(f"{STORAGE}/{data_id}").json() == {"firstname": "Ada", "reason": "billing"}
     assert gms.get(f"{STORAGE}/{data_id}/reason").json() == {"reason": "billing"}
     assert gms.get(f"{STORAGE}/{data_id}/binary/photo").content == b"\x89PNG"
+
+
+def test_access_numbers_are_counted_for_operators(gms: TestClient) -> None:
+    def counts() -> dict[str, float]:
+        found: dict[str, float] = {}
+        for family in text_string_to_metric_families(gms.get("/metrics").text):
+            for sample in family.samples:
+                if sample.name == "gmsd_access_numbers_total":
+                    found[sample.labels["result"]] = sample.value
+        return found
+
+    before = counts()
+    assert set(before) == {"reserved", "exhausted", "matched", "unmatched"}
+    held = post(gms, "ri-tiny")
+    post(gms, "ri-tiny", 503)
+    match(gms, _access_number=str(held["_access_number"]))
+    match(gms, 404, _access_number=str(held["_access_number"]))
+    after = counts()
+    assert {k: after[k] - before[k] for k in after} == {"reserved": 1, "exhausted": 1, "matched": 1, "unmatched": 1}
 
 
 # --- configuration --------------------------------------------------------------------------
