@@ -35,7 +35,7 @@ from starlette.types import Scope
 from gmsd.config import Config
 from gmsd.errors import ConfigError, Unauthorized
 from gmsd.keys import is_service_id
-from gmsd.web.paths import API_PREFIXES, GMS_PREFIX, METRICS
+from gmsd.web.paths import API_PREFIXES, GMS_PREFIX, METRICS, STORAGE_PREFIX
 from gmsd.web.responses import error_response
 
 USERNAME = "GMSD_AUTH_USERNAME"
@@ -170,12 +170,13 @@ class Authenticator:
 
     async def _expected(self, scope: Scope, template: str) -> Tokens:
         credentials = self.credentials
-        if not credentials.services or not template.startswith(GMS_PREFIX + "/"):
+        if not credentials.services or not template.startswith((GMS_PREFIX + "/", STORAGE_PREFIX + "/")):
             return credentials.default
         params = scope["path_params"]
         if template == _NAMED and scope["method"] == "POST":
             return credentials.services.get(params["name"], credentials.default)
-        service_id = params.get("id", params.get("name", ""))
+        # `/genesys/1/storage/{id}` may be a service's own storage: that service's pair guards it too.
+        service_id = params.get("id", params.get("name", params.get("area", "")))
         if not is_service_id(service_id):
             return credentials.default  # names no service: the handler answers 404
         name = await self.service_name(service_id)
