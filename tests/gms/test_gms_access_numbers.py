@@ -57,6 +57,10 @@ _service = "request-interaction"
 [services.request-access]
 _service = "request-access"
 
+[services.ra-slow]
+_service = "request-access"
+_booking_expiration_timeout = 300
+
 [services.match-interaction]
 _service = "match-interaction"
 
@@ -191,6 +195,21 @@ def test_request_access_gives_an_existing_service_a_number(gms: TestClient) -> N
     post(gms, "request-interaction")
     post(gms, "request-interaction", 503)
     assert match(gms, _access_number=str(again["_access_number"]))["_id"] == service_id
+
+
+def test_request_access_takes_the_request_s_booking_timeout_over_the_table_s(gms: TestClient) -> None:
+    service_id = str(post(gms, "app")["id"])
+    assert post(gms, "ra-slow", _id=service_id)["_expiration_time"] == 300
+    assert post(gms, "ra-slow", _id=service_id, _booking_expiration_timeout="60")["_expiration_time"] == 60
+
+
+def test_json_requests_are_read_with_the_gms_json_rules(gms: TestClient) -> None:
+    response = gms.post(f"{SERVICE}/request-interaction", json={"_provide_code": True, "_access_code_length": 5,
+                                                                  "cart": {"items": 2}})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert len(answer["_access_code"]) == 5
+    assert gms.get(f"{STORAGE}/{answer['id']}").json() == {"cart": "{items=2}"}
 
 
 def test_request_access_needs_a_live_service(gms: TestClient) -> None:
