@@ -83,6 +83,11 @@ STORED_BYTES = Counter(
     "Bytes of user data written to GMS storage: `string` values (UTF-8) and `file` contents.",
     ["kind"],
 )
+ACCESS_NUMBERS = Counter(
+    "gmsd_access_numbers",
+    "Access-number requests: `reserved`, `exhausted` (503: no number free), `matched`, `unmatched` (404).",
+    ["result"],
+)
 
 # Series that exist from the start, so that dashboards and alerts see 0 rather than nothing.
 for _kind in ("unavailable", "refused"):
@@ -91,6 +96,8 @@ for _result in ("created", "found"):
     COMPOSITE_STARTS.labels(_result)
 for _kind in ("string", "file"):
     STORED_BYTES.labels(_kind)
+for _result in ("reserved", "exhausted", "matched", "unmatched"):
+    ACCESS_NUMBERS.labels(_result)
 
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 # Upper bounds of the histogram's buckets, +Inf last: the bucket of `s` is bisect_left(bounds, s),
@@ -143,6 +150,11 @@ def count_redis_error(kind: str) -> None:
 def count_service_created(service: str) -> None:
     """Count a GMS service created from the configured service `service`."""
     _count(SERVICES_CREATED, service)
+
+
+def count_access_number(result: str) -> None:
+    """Count an access-number request: `reserved`, `exhausted`, `matched` or `unmatched`."""
+    _count(ACCESS_NUMBERS, result)
 
 
 def count_composite_start(created: bool) -> None:

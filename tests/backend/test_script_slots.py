@@ -17,7 +17,7 @@ from redis.crc import key_slot
 
 import gmsd
 from gmsd.backend.scripts import PRELUDE, ScriptSet, lua_directory, script_names, script_text
-from gmsd.keys import gms_service, is_service_id
+from gmsd.keys import access_pool, gms_service, is_service_id, storage_custom_area
 from tests.support.script_slots import SlotRecorder
 
 ODD_IDS = ["", "{", "}", "{}", "}{", "{x}", "a}b{c", "gms:{1}", "6f1c2a57-0a53-4c55-a0a3-5d8b5d3f3d3e}",
@@ -49,6 +49,21 @@ def test_the_keys_of_a_gms_service_share_one_slot(seed: int) -> None:
         service_id = str(uuid.UUID(int=uuid.uuid4().int ^ seed))
         assert is_service_id(service_id)
         assert len({key_slot(key.encode()) for key in gms_service(service_id)}) == 1
+
+
+@pytest.mark.parametrize("odd", ODD_IDS)
+def test_a_custom_storage_area_keeps_one_slot_whatever_the_client_sends(odd: str) -> None:
+    # The user and custom id are hashed into the area id: `{` and `}` in them cannot pick a slot,
+    # and the area is never one `/storage/{id}` can name.
+    area = storage_custom_area(odd, odd + "}{")
+    assert not is_service_id(area)
+    assert len({key_slot(key.encode()) for key in gms_service(area)}) == 1
+    assert area != storage_custom_area(odd + "x", "}{")  # (user, id) pairs never run together
+
+
+@pytest.mark.parametrize("group", ["DNIS", "a.b-c_d", "x" * 64])
+def test_the_keys_of_an_access_pool_share_one_slot(group: str) -> None:
+    assert len({key_slot(key.encode()) for key in access_pool(group)}) == 1
 
 
 @pytest.mark.parametrize("odd", ODD_IDS)

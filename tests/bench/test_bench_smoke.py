@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.paths import ROOT
 
-SCENARIOS = os.environ.get("GMSD_BENCH_SMOKE_SCENARIOS", "S1,S2,S3,S4new,S4found,S5")
+SCENARIOS = os.environ.get("GMSD_BENCH_SMOKE_SCENARIOS", "S1,S2,S3,S4new,S4found,S5,S6")
 
 
 def test_bench_runs_every_scenario_without_errors(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from gmsd.config import parse_config
@@ -55,6 +56,10 @@ _service = "request-interaction"
 
 [services.request-access]
 _service = "request-access"
+
+[services.ra-slow]
+_service = "request-access"
+_booking_expiration_timeout = 300
 
 [services.match-interaction]
 _service = "match-interaction"
@@ -192,6 +197,21 @@ def test_request_access_gives_an_existing_service_a_number(gms: TestClient) -> N
     assert match(gms, _access_number=str(again["_access_number"]))["_id"] == service_id
 
 
+def test_request_access_takes_the_request_s_booking_timeout_over_the_table_s(gms: TestClient) -> None:
+    service_id = str(post(gms, "app")["id"])
+    assert post(gms, "ra-slow", _id=service_id)["_expiration_time"] == 300
+    assert post(gms, "ra-slow", _id=service_id, _booking_expiration_timeout="60")["_expiration_time"] == 60
+
+
+def test_json_requests_are_read_with_the_gms_json_rules(gms: TestClient) -> None:
+    response = gms.post(f"{SERVICE}/request-interaction", json={"_provide_code": True, "_access_code_length": 5,
+                                                                  "cart": {"items": 2}})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert len(answer["_access_code"]) == 5
+    assert gms.get(f"{STORAGE}/{answer['id']}").json() == {"cart": "{items=2}"}
+
+
 def test_request_access_needs_a_live_service(gms: TestClient) -> None:
     assert "_id" in str(match(gms, 400, name="request-access")["message"])
     match(gms, 404, name="request-access", _id="00000000-0000-4000-8000-000000000000")
@@ -267,6 +287,25 @@ def test_request_interaction_then_match_then_storage_read(gms: TestClient) -> No
     assert gms.get(f"{STORAGE}/{data_id}").json() == {"firstname": "Ada", "reason": "billing"}
     assert gms.get(f"{STORAGE}/{data_id}/reason").json() == {"reason": "billing"}
     assert gms.get(f"{STORAGE}/{data_id}/binary/photo").content == b"\x89PNG"
+
+
+def test_access_numbers_are_counted_for_operators(gms: TestClient) -> None:
+    def counts() -> dict[str, float]:
+        found: dict[str, float] = {}
+        for family in text_string_to_metric_families(gms.get("/metrics").text):
+            for sample in family.samples:
+                if sample.name == "gmsd_access_numbers_total":
+                    found[sample.labels["result"]] = sample.value
+        return found
+
+    before = counts()
+    assert set(before) == {"reserved", "exhausted", "matched", "unmatched"}
+    held = post(gms, "ri-tiny")
+    post(gms, "ri-tiny", 503)
+    match(gms, _access_number=str(held["_access_number"]))
+    match(gms, 404, _access_number=str(held["_access_number"]))
+    after = counts()
+    assert {k: after[k] - before[k] for k in after} == {"reserved": 1, "exhausted": 1, "matched": 1, "unmatched": 1}
 
 
 # --- configuration --------------------------------------------------------------------------

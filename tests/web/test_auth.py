@@ -117,6 +117,21 @@ def test_the_storage_api_needs_the_pair(protected: TestClient) -> None:
     assert protected.get(f"{storage}/{area}", headers=GOOD).json() == {"a": "1"}
 
 
+def test_a_service_s_own_pair_also_guards_its_storage_api_routes(per_service: TestClient) -> None:
+    client = per_service
+    sid = client.post(f"{GMS}/callback-app", data={"a": "1"}, headers=CALLBACK).json()["id"]
+    storage = "/genesys/1/storage"
+    for method, path in (("GET", f"{storage}/{sid}"), ("GET", f"{storage}/{sid}/a"),
+                         ("GET", f"{storage}/{sid}/binary/a"), ("POST", f"{storage}/{sid}/600"),
+                         ("DELETE", f"{storage}/{sid}/b"), ("DELETE", f"{storage}/{sid}")):
+        assert_refused(client.request(method, path, headers=GOOD))
+        assert client.request(method, path, headers=CALLBACK).status_code == 200, (method, path)
+    # Areas of the Storage API itself take the global pair.
+    area = client.post(f"{storage}/600", data={"a": "1"}, headers=GOOD).json()["id"]
+    assert_refused(client.get(f"{storage}/{area}", headers=CALLBACK))
+    assert client.get(f"{storage}/{area}", headers=GOOD).json() == {"a": "1"}
+
+
 @pytest.fixture
 def per_service(make_client: AppFactory, tmp_path: Path) -> TestClient:
     path = tmp_path / "credentials.toml"

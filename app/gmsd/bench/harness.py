@@ -235,7 +235,7 @@ class Scenario:
     webdis_script: str = "get.lua"
 
 
-SCENARIOS = ("S1", "S2", "S3", "S4new", "S4found", "S5")
+SCENARIOS = ("S1", "S2", "S3", "S4new", "S4found", "S5", "S6")
 
 
 def _seed(base: str, webdis: str | None, nonce: str) -> dict[str, Scenario]:
@@ -243,6 +243,9 @@ def _seed(base: str, webdis: str | None, nonce: str) -> dict[str, Scenario]:
         created = client.post("/genesys/1/service/bench", data={"firstname": "Alexandra", "language": "french"})
         created.raise_for_status()
         service_id = created.json()["id"]
+        area = client.post("/genesys/1/storage/3600", data={"firstname": "Alexandra"})
+        area.raise_for_status()
+        area_path = f"/genesys/1/storage/{area.json()['id']}"
         customer = f"bench-{nonce}-s5"
         for i in range(20):
             client.post("/genesys/1/cs/services_composite/start", json={"services": [{
@@ -263,6 +266,8 @@ def _seed(base: str, webdis: str | None, nonce: str) -> dict[str, Scenario]:
                             "/genesys/1/cs/services_composite/start", ("same", nonce)),
         "S5": Scenario("S5", "customer query, 20 services, active_states=true", "get.lua",
                        f"/genesys/1/cs/customers/{customer}/services?active_states=true"),
+        "S6": Scenario("S6", "Storage API write + read pair (alternating; pairs/s = req/s ÷ 2)", "storage_pair.lua",
+                       area_path, (area_path,)),
     }
 
 

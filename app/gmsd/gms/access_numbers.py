@@ -109,7 +109,9 @@ class AccessNumbers:
     async def _reserve(self, group: str, pool: ResourceGroup, reservation: Reservation) -> dict[str, Any]:
         got = await self.pools.reserve(group, pool.access_numbers, reservation)
         if got is None:
+            metrics.count_access_number("exhausted")
             raise NoAccessNumber(group)
+        metrics.count_access_number("reserved")
         number, code = got
         answer: dict[str, Any] = {"_access_number": number}
         if reservation.code_length:
@@ -173,7 +175,9 @@ class AccessNumbers:
                 if matched or every or not released:
                     break
         if not matched:
+            metrics.count_access_number("unmatched")
             raise NotFound("no matching service")
+        metrics.count_access_number("matched")
         return {"matches": matched} if every else matched[0]
 
     async def _matched(self, service_id: str, with_data: bool, delete: bool) -> dict[str, Any] | None:
