@@ -108,7 +108,9 @@ def test_a_gigabyte_is_refused_while_it_streams_and_memory_stays_flat(server: Gm
     raw = b"x" * CHUNK
     cases = {
         "chunked": (urlencoded(storage, "Transfer-Encoding: chunked", b"2\r\na=\r\n"), chunk, 413),
-        "declared": (urlencoded(storage, f"Content-Length: {GIB}", b"a="), raw, 413),
+        # Exactly the declared bytes: one more would begin a "next request" whose 400 could
+        # share the read with the 413.
+        "declared": (urlencoded(storage, f"Content-Length: {GIB}", b""), raw, 413),
         "understated": (urlencoded(storage, "Content-Length: 100", b"a="), raw, None),  # 400, or a reset
         "multipart file": (head(storage, "Content-Type: multipart/form-data; boundary=b", "Transfer-Encoding: chunked")
                            + b"%x\r\n%s\r\n" % (len(MULTIPART_START), MULTIPART_START), chunk, 413),
