@@ -34,6 +34,7 @@ from gmsd.settings import Settings
 from gmsd.web import lifecycle
 from gmsd.web import ops as ops_routes
 from gmsd.web.auth import Authenticator
+from gmsd.web.downloads import DownloadLane
 from gmsd.web.observer import RequestObserver
 from gmsd.web.openapi import build_document
 from gmsd.web.responses import error_response
@@ -99,8 +100,13 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         redis_client = client if client is not None else connect(settings.redis_url, settings.config.redis)
         orchestrator = HttpOrchestrator(settings.config.orchestration.timeout)
         pipeline = command_queue(settings.redis_url, redis_client, settings.config.redis)
+        # Large values travel on a connection of their own (gmsd.gms.store, gmsd.web.downloads).
+        large_values = command_queue(settings.redis_url, redis_client, settings.config.redis)
+        limits = settings.config.limits
+        app.state.large_reads = DownloadLane(limits.large_reads, limits.large_read_wait)
         app.state.ping = redis_client.ping  # what /readyz asks (gmsd.web.ops)
-        app.state.gms = ServiceApi(GmsStore(pipeline), settings.config, orchestrator)
+        gms_store = GmsStore(pipeline, large_values, limits.large_value_bytes)
+        app.state.gms = ServiceApi(gms_store, settings.config, orchestrator)
         cs_store = CsStore(pipeline)
         app.state.cs = ContextServices(cs_store, settings.config)
         app.state.cs_items = ConversationItems(cs_store, settings.config)
@@ -116,6 +122,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
             flusher.cancel()
             await orchestrator.close()
             await pipeline.aclose()
+            await large_values.aclose()
             if client is None:
                 await redis_client.aclose()
                 log.info("stopped: redis connections closed")

@@ -17,6 +17,7 @@ from gmsd.gms.models import ServiceExpirationUpdate
 from gmsd.gms.service_api import ServiceApi
 from gmsd.timestamps import instant
 from gmsd.web.body import read_body, read_parameters, require_utf8
+from gmsd.web.downloads import CHUNK_BYTES, Download, DownloadLane
 from gmsd.web.openapi import JSON, Answer, Api, Param
 from gmsd.web.paths import GMS_PREFIX
 from gmsd.web.responses import GmsErrorBody, json_response
@@ -183,17 +184,31 @@ async def delete_key(request: Request) -> Response:
                                     {"Content-Disposition": "always `attachment`, with the file name when known",
                                      "X-Content-Type-Options": "`nosniff`",
                                      "Content-Security-Policy": "`default-src 'none'; sandbox`"})},
-               errors=(503,))
+               errors=(503,),
+               description="Values over `[limits] large_value_bytes` are read on a connection of their own, at most "
+                           "`large_reads` at once per worker; past `large_read_wait` without a place: 503.")
 async def storage_binary(request: Request) -> Response:
     """GET /genesys/1/service/{id}/storage/binary/{key}: the exact bytes with their type."""
     p = request.path_params
-    value = await _api(request).read_binary(p["id"], p["key"])
+    api = _api(request)
+    value = await api.read_binary(p["id"], p["key"])
+    leave = None
+    if value.deferred_size is not None:  # a large value: its own lane and Redis connection
+        lane: DownloadLane = request.app.state.large_reads
+        leave = await lane.enter()
+        try:
+            value = await api.read_binary(p["id"], p["key"], large=True)
+        except BaseException:
+            leave()
+            raise
     # The type exactly as uploaded (as `media_type`, Starlette would add a charset to text/*).
     # Whatever that type and the file name: a download, never a page a browser renders or runs
     # on gmsd's origin (a `text/html` upload is a stored script otherwise).
     headers = {"content-type": value.content_type, **_DOWNLOAD,
                "content-disposition": _disposition(value.filename) if value.filename else "attachment"}
-    return Response(value.data, 200, headers)
+    if leave is None and len(value.data) <= CHUNK_BYTES:
+        return Response(value.data, 200, headers)  # one write
+    return Download(value.data, headers, leave)
 
 
 _DOWNLOAD = {"x-content-type-options": "nosniff", "content-security-policy": "default-src 'none'; sandbox"}

@@ -54,8 +54,12 @@ class ServiceStore(Protocol):
         """(service exists, value of string `key` or None)."""
         ...
 
-    async def read_binary(self, service_id: str, key: str) -> BinaryValue | None:
-        """A value as bytes with its type; None if the key (or the service) does not exist."""
+    async def read_binary(self, service_id: str, key: str, large: bool = False) -> BinaryValue | None:
+        """A value as bytes with its type; None if the key (or the service) does not exist.
+
+        A value too large for the fast path has no bytes and its `deferred_size`; `large`
+        reads the bytes of any size on the large values' own connection.
+        """
         ...
 
     async def delete_key(self, service_id: str, key: str) -> bool:
@@ -217,11 +221,11 @@ class ServiceApi:
             raise NotFound(f"key {key!r} not found")
         return {key: value}
 
-    async def read_binary(self, service_id: str, key: str) -> BinaryValue:
-        """One value as bytes with its content type and file name."""
+    async def read_binary(self, service_id: str, key: str, large: bool = False) -> BinaryValue:
+        """One value as bytes with its content type and file name (see `ServiceStore.read_binary`)."""
         self._check_id(service_id)
         self._check_read_key(key)
-        value = await self.store.read_binary(service_id, key)
+        value = await self.store.read_binary(service_id, key, large)
         if value is None:
             raise NotFound(f"key {key!r} not found")
         return value
