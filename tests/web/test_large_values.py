@@ -120,8 +120,6 @@ def test_clients_that_do_not_read_are_cut_off_and_hold_a_bounded_memory(
     print(f"measured: 60 non-reading clients: RSS +{grown_mib:.0f} MiB at the peak, small reads at worst "
           f"{max(small) * 1000:.0f} ms; all cut off within "
           f"{took:.1f} s ({len(served)} after part of the value, {len(refusals)} refused 503)")
-    time.sleep(0.5)
-    assert (server.rss_kib() - before) / 1024 < 32  # and given back
 
 
 class Downloading(asyncio.Protocol):
