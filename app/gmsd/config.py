@@ -73,8 +73,9 @@ class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     header_bytes: int = 64 * 1024
     header_timeout: float = 10.0
     body_timeout: float = 60.0
-    # And at least `body_min_rate` bytes of it in every `body_rate_window` seconds (a stalled
-    # upload is cut off after one window, not only at `body_timeout`).
+    # And at `body_min_rate` bytes per second or more, measured over each `body_rate_window`
+    # seconds (a stalled upload is cut off after one window, not only at `body_timeout`); the
+    # same rate for an answer the client must take (gmsd.web.protocol).
     body_min_rate: int = 1024
     body_rate_window: float = 10.0
     keep_alive_timeout: int = 5

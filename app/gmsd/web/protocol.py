@@ -14,12 +14,12 @@ to 7 GiB); and a body may trickle in for as long as the client likes. This subcl
   until it ends, so a trickled endless line is caught), and per URL piece and header as httptools
   hands them over (so a whole oversize head in one write is caught too);
 - a body deadline: the body must be complete within `[limits] body_timeout` seconds of the
-  headers, and at least `body_min_rate` bytes of it must arrive in every `body_rate_window`
-  seconds (a stalled upload is cut off after one window) -> 408, closed. If the app has
-  already answered (say a 413 from the Content-Length)
-  while the rest of the body is still arriving, the connection is just closed at the deadline;
+  headers, and it must arrive at `body_min_rate` bytes per second or more, measured over each
+  `body_rate_window` seconds (a stalled upload is cut off after one window) -> 408, closed. If the app has
+  already answered (say a 413 from the Content-Length) while the rest of the body is still
+  arriving, the connection is just closed at the deadline;
 - a send rate: while an answer waits in the write buffer (the client is not reading), at least
-  `body_min_rate` bytes of it must leave in every `body_rate_window` seconds, else the connection
+  `body_min_rate` bytes per second of it must leave (measured over each `body_rate_window`), else the connection
   is aborted (its buffer freed, the request's task released);
 - JSON bodies for these answers and for malformed HTTP (uvicorn's own 400 is text/plain).
 
@@ -237,16 +237,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.refusal_pending = True
             self.transport.pause_reading()  # nothing more of this connection is read
             return
-        self.answer_and_close(431, f"the request line and headers are over the limit of "
-                                   f"{self.limits.header_bytes} bytes")
+        self._answer_head_too_large()
 
     def on_response_complete(self) -> None:
         """An answer is complete: the 431 waiting behind it (`refuse_head`) follows."""
         super().on_response_complete()
         if self.refusal_pending and not self.transport.is_closing():
             self.refusal_pending = False
-            self.answer_and_close(431, f"the request line and headers are over the limit of "
-                                       f"{self.limits.header_bytes} bytes")
+            self._answer_head_too_large()
+
+    def _answer_head_too_large(self) -> None:
+        self.answer_and_close(431, f"the request line and headers are over the limit of "
+                                   f"{self.limits.header_bytes} bytes")
 
     def answer_and_close(self, status: int, message: str) -> None:
         """Write a JSON error answer outside any ASGI request, then close the connection."""
@@ -319,7 +321,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.body_received - self.body_at_check < self.limits.body_min_rate * window:
             self._cancel_deadline()
             self._cut_body_off(f"the request body arrived slower than {self.limits.body_min_rate} bytes "
-                               f"in {window:g} s")
+                               f"per second (measured over {window:g} s)")
             return
         self.body_at_check = self.body_received
         self.rate_check = self.loop.call_later(window, self._check_body_rate)
