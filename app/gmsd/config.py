@@ -4,7 +4,7 @@ Layout (every section optional; see docs/deploy.md for the reference):
 
     [limits]            body_bytes, file_bytes, fields, key_bytes, header_bytes, header_timeout,
                         body_timeout, body_min_rate, body_rate_window, keep_alive_timeout,
-                        max_concurrent_requests
+                        max_concurrent_requests, large_value_bytes, large_reads, large_read_wait
     [redis]             timeout (seconds, connect and command)
     [orchestration]     timeout (seconds for calls to ors services)
     [context_services]  default_ttl (GMS units: 30s, 10m, 12h, 7d, 2w, 6M, 5y)
@@ -84,13 +84,20 @@ class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     header_bytes: int = 64 * 1024
     header_timeout: float = 10.0
     body_timeout: float = 60.0
-    # And at least `body_min_rate` bytes of it in every `body_rate_window` seconds (a stalled
-    # upload is cut off after one window, not only at `body_timeout`).
+    # And at `body_min_rate` bytes per second or more, measured over each `body_rate_window`
+    # seconds (a stalled upload is cut off after one window, not only at `body_timeout`); the
+    # same rate for an answer the client must take (gmsd.web.protocol).
     body_min_rate: int = 1024
     body_rate_window: float = 10.0
     keep_alive_timeout: int = 5
     # Requests in progress per worker process (gmsd.web.paths); more answer 503 at once.
     max_concurrent_requests: int = 256
+    # Binary reads of values over `large_value_bytes` take a lane of their own: their own Redis
+    # connection, at most `large_reads` per worker from the Redis read to the last byte sent, a
+    # wait of at most `large_read_wait` seconds for a place (then 503).
+    large_value_bytes: int = 1024 * 1024
+    large_reads: int = 4
+    large_read_wait: float = 10.0
 
     def fits_key(self, text: str) -> bool:
         """Whether `text` may be a key or an id: 1 to `key_bytes` UTF-8 bytes (the one length rule)."""

@@ -40,6 +40,7 @@ from gmsd.web import lifecycle
 from gmsd.web import ops as ops_routes
 from gmsd.web.auth import Authenticator
 from gmsd.web.cors import Layer, cors_layer
+from gmsd.web.downloads import DownloadLane
 from gmsd.web.observer import RequestObserver
 from gmsd.web.openapi import build_document
 from gmsd.web.responses import error_response
@@ -108,8 +109,12 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         redis_client = client if client is not None else connect(settings.redis_url, settings.config.redis)
         orchestrator = HttpOrchestrator(settings.config.orchestration.timeout)
         pipeline = command_queue(settings.redis_url, redis_client, settings.config.redis)
+        # Large values travel on a connection of their own (gmsd.gms.store, gmsd.web.downloads).
+        large_values = command_queue(settings.redis_url, redis_client, settings.config.redis)
+        limits = settings.config.limits
+        app.state.large_reads = DownloadLane(limits.large_reads, limits.large_read_wait)
         app.state.ping = redis_client.ping  # what /readyz asks (gmsd.web.ops)
-        gms_store = GmsStore(pipeline)
+        gms_store = GmsStore(pipeline, large_values, limits.large_value_bytes)
         app.state.gms = ServiceApi(gms_store, settings.config, orchestrator)
         app.state.gms.builtins.update(AccessNumbers(gms_store, PoolStore(pipeline), settings.config).builtins())
         app.state.storage = StorageApi(gms_store, settings.config.limits)
@@ -129,6 +134,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
             flusher.cancel()
             await orchestrator.close()
             await pipeline.aclose()
+            await large_values.aclose()
             if client is None:
                 await redis_client.aclose()
                 log.info("stopped: redis connections closed")

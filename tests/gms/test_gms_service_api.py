@@ -383,3 +383,20 @@ def test_a_key_ending_or_containing_a_newline_is_that_key(gms: TestClient) -> No
     assert gms.delete(f"{BASE}/{sid}/storage/abc%0A").status_code == 200
     assert storage(gms, sid) == {"abc": "plain", "a\nb": "inner"}
     assert gms.get(f"{BASE}/{sid}%0A/storage").status_code == 404
+
+
+def test_values_over_the_inline_size_are_read_on_the_large_values_lane(make_client: AppFactory) -> None:
+    # On every backend (the hiredis wire, redis-py pipelines on a cluster, fakeredis): a value
+    # over `large_value_bytes` is read again on the large values' connection, exactly.
+    gms = make_client(CONFIG + "\n[limits]\nlarge_value_bytes = 10\n")
+    big = os.urandom(300 * 1024)  # over one 256 KiB chunk: sent in two
+    sid = create(gms, data={"text": "t" * 50, "short": "s"}, files={"f": ("f.bin", big, "image/png")})
+    served = gms.get(f"{BASE}/{sid}/storage/binary/f")
+    assert served.status_code == 200 and served.content == big
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["content-length"] == str(len(big))
+    assert served.headers["content-disposition"] == 'attachment; filename="f.bin"'
+    text = gms.get(f"{BASE}/{sid}/storage/binary/text")
+    assert text.content == b"t" * 50 and text.headers["content-type"] == "text/plain; charset=utf-8"
+    assert gms.get(f"{BASE}/{sid}/storage/binary/short").content == b"s"
+    assert gms.get(f"{BASE}/{sid}/storage/binary/missing").status_code == 404

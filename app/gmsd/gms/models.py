@@ -38,6 +38,9 @@ class BinaryValue:
     data: bytes
     content_type: str
     filename: str | None
+    # Set when the value is over the fast path's size: `data` is empty, and the bytes are read
+    # again as a large value (`ServiceApi.read_binary(..., large=True)`).
+    deferred_size: int | None = None
 
 
 class ServiceExpirationUpdate(msgspec.Struct, forbid_unknown_fields=False):

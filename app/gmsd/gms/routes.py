@@ -5,6 +5,7 @@ One handler per route and method, each described for the OpenAPI document (`gmsd
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 import msgspec
@@ -19,6 +20,7 @@ from gmsd.gms.storage_api import StorageApi
 from gmsd.timestamps import instant
 from gmsd.types import Parameters
 from gmsd.web.body import read_body, read_parameters, require_utf8
+from gmsd.web.downloads import CHUNK_BYTES, Download, DownloadLane
 from gmsd.web.openapi import JSON, Answer, Api, Param
 from gmsd.web.paths import GMS_PREFIX, STORAGE_PREFIX
 from gmsd.web.responses import GmsErrorBody, json_response
@@ -196,23 +198,38 @@ _BINARY_ANSWER = {200: Answer("the exact bytes (a string key: its UTF-8 text)",
                              {"Content-Disposition": "always `attachment`, with the file name when known",
                               "X-Content-Type-Options": "`nosniff`",
                               "Content-Security-Policy": "`default-src 'none'; sandbox`"})}
+_LARGE_VALUES = ("Values over `[limits] large_value_bytes` are read on a connection of their own, at most "
+                 "`large_reads` at once per worker; past `large_read_wait` without a place: 503.")
 
 
 @GMS.operation("One key as bytes, with the content type and file name it was uploaded with",
-               answers=_BINARY_ANSWER, errors=(503,))
+               answers=_BINARY_ANSWER, errors=(503,), description=_LARGE_VALUES)
 async def storage_binary(request: Request) -> Response:
     """GET /genesys/1/service/{id}/storage/binary/{key}: the exact bytes with their type."""
-    p = request.path_params
-    return _binary(await _api(request).read_binary(p["id"], p["key"]))
+    p, api = request.path_params, _api(request)
+    return await _binary(request, lambda large: api.read_binary(p["id"], p["key"], large))
 
 
-def _binary(value: BinaryValue) -> Response:
+async def _binary(request: Request, read: Callable[[bool], Awaitable[BinaryValue]]) -> Response:
+    """Serve one value: small ones in one write, large ones on their own lane and connection."""
+    value = await read(False)
+    leave = None
+    if value.deferred_size is not None:  # a large value: its own lane and Redis connection
+        lane: DownloadLane = request.app.state.large_reads
+        leave = await lane.enter()
+        try:
+            value = await read(True)
+        except BaseException:
+            leave()
+            raise
     # The type exactly as uploaded (as `media_type`, Starlette would add a charset to text/*).
     # Whatever that type and the file name: a download, never a page a browser renders or runs
     # on gmsd's origin (a `text/html` upload is a stored script otherwise).
     headers = {"content-type": value.content_type, **_DOWNLOAD,
                "content-disposition": _disposition(value.filename) if value.filename else "attachment"}
-    return Response(value.data, 200, headers)
+    if leave is None and len(value.data) <= CHUNK_BYTES:
+        return Response(value.data, 200, headers)  # one write
+    return Download(value.data, headers, leave)
 
 
 _DOWNLOAD = {"x-content-type-options": "nosniff", "content-security-policy": "default-src 'none'; sandbox"}
@@ -319,7 +336,8 @@ async def storage_read_binary(request: Request) -> Response:
     """GET /genesys/1/storage/{area}/binary/{key}."""
     api = _storage(request)
     p = request.path_params
-    return _binary(await api.read_binary(api.area_id(p["area"]), p["key"]))
+    area = api.area_id(p["area"])
+    return await _binary(request, lambda large: api.read_binary(area, p["key"], large))
 
 
 @STORAGE.operation("Create or update the area of a custom id, living 30 s", body=_PARAMETERS, params=(_GMS_USER,),
@@ -376,7 +394,8 @@ async def custom_delete_key(request: Request) -> Response:
                    errors=(400, 503))
 async def custom_read_binary(request: Request) -> Response:
     """GET /genesys/1/storage/custom/{customId}/binary/{key}."""
-    return _binary(await _storage(request).read_binary(_custom_area(request), request.path_params["key"]))
+    api, area = _storage(request), _custom_area(request)
+    return await _binary(request, lambda large: api.read_binary(area, request.path_params["key"], large))
 
 
 PREFIX = GMS_PREFIX

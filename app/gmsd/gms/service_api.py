@@ -55,8 +55,12 @@ class ServiceStore(Protocol):
         """(service exists, value of string `key` or None)."""
         ...
 
-    async def read_binary(self, service_id: str, key: str) -> BinaryValue | None:
-        """A value as bytes with its type; None if the key (or the service) does not exist."""
+    async def read_binary(self, service_id: str, key: str, large: bool = False) -> BinaryValue | None:
+        """A value as bytes with its type; None if the key (or the service) does not exist.
+
+        A value too large for the fast path has no bytes and its `deferred_size`; `large`
+        reads the bytes of any size on the large values' own connection.
+        """
         ...
 
     async def delete_key(self, service_id: str, key: str) -> bool:
@@ -152,10 +156,10 @@ class StorageAreas:
             raise NotFound(f"key {key[:80]!r} not found")
         return {key: value}
 
-    async def read_binary(self, area_id: str, key: str) -> BinaryValue:
-        """One value as bytes with its content type and file name."""
+    async def read_binary(self, area_id: str, key: str, large: bool = False) -> BinaryValue:
+        """One value as bytes with its content type and file name (see `ServiceStore.read_binary`)."""
         self._check_read_key(key)
-        value = await self.store.read_binary(area_id, key)
+        value = await self.store.read_binary(area_id, key, large)
         if value is None:
             raise NotFound(f"key {key[:80]!r} not found")
         return value
@@ -267,10 +271,10 @@ class ServiceApi:
         self._check_id(service_id)
         return await self.areas.read_one(service_id, key)
 
-    async def read_binary(self, service_id: str, key: str) -> BinaryValue:
-        """One value as bytes with its content type and file name."""
+    async def read_binary(self, service_id: str, key: str, large: bool = False) -> BinaryValue:
+        """One value as bytes with its content type and file name (see `ServiceStore.read_binary`)."""
         self._check_id(service_id)
-        return await self.areas.read_binary(service_id, key)
+        return await self.areas.read_binary(service_id, key, large)
 
     async def delete_key(self, service_id: str, key: str) -> None:
         """Delete one key, string or file; a missing key is not an error."""

@@ -114,9 +114,9 @@ class StorageApi:
         """`{key: value}` for one string key."""
         return await self.areas.read_one(area_id, key)
 
-    async def read_binary(self, area_id: str, key: str) -> BinaryValue:
+    async def read_binary(self, area_id: str, key: str, large: bool = False) -> BinaryValue:
         """One value as bytes with its content type and file name."""
-        return await self.areas.read_binary(area_id, key)
+        return await self.areas.read_binary(area_id, key, large)
 
     async def delete_key(self, area_id: str, key: str) -> None:
         """Delete one key, string or file; a missing key is not an error."""

@@ -49,8 +49,13 @@ def _write_args(area: StorageArea) -> list[Any]:
 class GmsStore:
     """GMS services in Redis: one `{service id}` hash tag per service."""
 
-    def __init__(self, pipeline: CommandBatcher) -> None:
+    def __init__(self, pipeline: CommandBatcher, large_values: CommandBatcher | None = None,
+                 inline_bytes: int = -1) -> None:
         self.redis = pipeline
+        # Values over `inline_bytes` are read on a connection of their own: megabytes of reply
+        # on the shared connection would hold up every small command queued behind them.
+        self.large_values = large_values if large_values is not None else pipeline
+        self.inline_bytes = inline_bytes if large_values is not None else -1
         self.scripts = GmsScripts.register(pipeline.client)
 
     async def create(self, service_id: str, name: str, ttl: int, area: StorageArea) -> None:
@@ -100,14 +105,23 @@ class GmsStore:
         name, value = await self.redis.execute("HMGET", gms_service(service_id)[0], GMS_NAME_FIELD, key)
         return name is not None, None if value is None else value.decode()
 
-    async def read_binary(self, service_id: str, key: str) -> BinaryValue | None:
-        """A value as bytes with its type; None if the key (or the service) does not exist."""
-        reply = await self.redis.run_script(self.scripts.storage_read_binary, gms_service(service_id), [key])
+    async def read_binary(self, service_id: str, key: str, large: bool = False) -> BinaryValue | None:
+        """A value as bytes with its type; None if the key (or the service) does not exist.
+
+        A value over `inline_bytes` comes back without its bytes (`deferred_size` set); with
+        `large`, the bytes of any size are read on the large values' connection.
+        """
+        batcher, limit = (self.large_values, -1) if large else (self.redis, self.inline_bytes)
+        reply = await batcher.run_script(self.scripts.storage_read_binary, gms_service(service_id), [key, limit])
         if not reply or reply[0] == 0:
             return None
-        if reply[0] == 2:
-            return BinaryValue(reply[1], "text/plain; charset=utf-8", None)
+        kind = reply[0]
+        if kind in (2, 4):
+            text_type = "text/plain; charset=utf-8"
+            return BinaryValue(reply[1], text_type, None) if kind == 2 else BinaryValue(b"", text_type, None, reply[1])
         content_type, _, filename = reply[2].decode().partition("\n")
+        if kind == 3:
+            return BinaryValue(b"", content_type, filename or None, reply[1])
         return BinaryValue(reply[1], content_type, filename or None)
 
     async def delete_key(self, service_id: str, key: str) -> bool:

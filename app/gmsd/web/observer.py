@@ -2,7 +2,8 @@
 
 A pure ASGI wrapper (no BaseHTTPMiddleware, which would copy every body through a task group):
 per request it reads the clock twice, wraps `send` once to see the status and add the
-`X-Request-ID` header, and after the answer records the route *template* that Starlette's router
+`X-Request-ID` header, wraps `receive` so that waiting for the client's body holds no concurrency
+slot, and after the answer records the route *template* that Starlette's router
 put in `scope["route"]` (never the raw path, which carries ids and keys). With `[cors]` on,
 Starlette's CORS middleware stands right inside it (`gmsd.web.cors`).
 """

@@ -14,10 +14,13 @@ to 7 GiB); and a body may trickle in for as long as the client likes. This subcl
   until it ends, so a trickled endless line is caught), and per URL piece and header as httptools
   hands them over (so a whole oversize head in one write is caught too);
 - a body deadline: the body must be complete within `[limits] body_timeout` seconds of the
-  headers, and at least `body_min_rate` bytes of it must arrive in every `body_rate_window`
-  seconds (a stalled upload is cut off after one window) -> 408, closed. If the app has
-  already answered (say a 413 from the Content-Length)
-  while the rest of the body is still arriving, the connection is just closed at the deadline;
+  headers, and it must arrive at `body_min_rate` bytes per second or more, measured over each
+  `body_rate_window` seconds (a stalled upload is cut off after one window) -> 408, closed. If the app has
+  already answered (say a 413 from the Content-Length) while the rest of the body is still
+  arriving, the connection is just closed at the deadline;
+- a send rate: while an answer waits in the write buffer (the client is not reading), at least
+  `body_min_rate` bytes per second of it must leave (measured over each `body_rate_window`), else the connection
+  is aborted (its buffer freed, the request's task released);
 - JSON bodies for these answers and for malformed HTTP (uvicorn's own 400 is text/plain).
 
 Nearly every request arrives in one read, head and body: such a request costs two attribute
@@ -33,6 +36,8 @@ and writes them as one; anything still held at the end of the turn is written th
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from typing import Any
 
 import msgspec
@@ -52,12 +57,13 @@ class HeadTooLarge(Exception):
 class CoalescingTransport:
     """The transport a request cycle writes through: writes of one loop turn leave as one."""
 
-    __slots__ = ("_held", "_loop", "_transport")
+    __slots__ = ("_held", "_loop", "_transport", "written")
 
     def __init__(self, transport: Any, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._held: list[bytes] = []
+        self.written = 0  # bytes handed to the transport so far (for the minimum send rate)
 
     def write(self, data: bytes) -> None:
         """Hold `data`; it leaves with the next write of this turn, or at the end of the turn."""
@@ -73,7 +79,9 @@ class CoalescingTransport:
         if held:
             self._held = []
             if not self._transport.is_closing():
-                self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+                data = held[0] if len(held) == 1 else b"".join(held)
+                self.written += len(data)
+                self._transport.write(data)
 
     def close(self) -> None:
         """Write what is held, then close."""
@@ -105,6 +113,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.deadline: asyncio.TimerHandle | None = None  # the head's or the body's, never both
         self.rate_check: asyncio.TimerHandle | None = None  # the body's minimum rate, while it is due
         self.body_received = 0  # bytes of the current body so far
+        self.send_check: asyncio.TimerHandle | None = None  # the answer's minimum rate, while writing is paused
+        self.sent_at_check = 0  # bytes that had left the write buffer at the last send check
         self.body_at_check = 0  # ... at the last rate check
         self.coalescing: CoalescingTransport | None = None
 
@@ -141,7 +151,20 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         """Forget the deadline, then let uvicorn clean up."""
         self._cancel_deadline()
         self._cancel_rate_check()
+        self._cancel_send_check()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The write buffer is over its high-water mark: the client must keep taking bytes."""
+        super().pause_writing()
+        if self.send_check is None:
+            self.sent_at_check = self._bytes_sent()
+            self.send_check = self.loop.call_later(self.limits.body_rate_window, self._check_send_rate)
+
+    def resume_writing(self) -> None:
+        """The write buffer drained."""
+        self._cancel_send_check()
+        super().resume_writing()
 
     # --- httptools parser callbacks ------------------------------------------------------------
 
@@ -214,16 +237,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.refusal_pending = True
             self.transport.pause_reading()  # nothing more of this connection is read
             return
-        self.answer_and_close(431, f"the request line and headers are over the limit of "
-                                   f"{self.limits.header_bytes} bytes")
+        self._answer_head_too_large()
 
     def on_response_complete(self) -> None:
         """An answer is complete: the 431 waiting behind it (`refuse_head`) follows."""
         super().on_response_complete()
         if self.refusal_pending and not self.transport.is_closing():
             self.refusal_pending = False
-            self.answer_and_close(431, f"the request line and headers are over the limit of "
-                                       f"{self.limits.header_bytes} bytes")
+            self._answer_head_too_large()
+
+    def _answer_head_too_large(self) -> None:
+        self.answer_and_close(431, f"the request line and headers are over the limit of "
+                                   f"{self.limits.header_bytes} bytes")
 
     def answer_and_close(self, status: int, message: str) -> None:
         """Write a JSON error answer outside any ASGI request, then close the connection."""
@@ -260,6 +285,34 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.rate_check.cancel()
             self.rate_check = None
 
+    def _bytes_sent(self) -> int:
+        # What left the write buffer: handed to the transport minus what it still holds.
+        written = self.coalescing.written if self.coalescing is not None else 0
+        return written - int(self.transport.get_write_buffer_size())
+
+    def _cancel_send_check(self) -> None:
+        if self.send_check is not None:
+            self.send_check.cancel()
+            self.send_check = None
+
+    def _check_send_rate(self) -> None:
+        self.send_check = None
+        if self.transport.is_closing():
+            return
+        sent = self._bytes_sent()
+        if sent - self.sent_at_check < self.limits.body_min_rate * self.limits.body_rate_window:
+            # Not reading: nothing more can be said to this client. Abort frees the buffer now
+            # (close would wait for it to drain) and ends the request's waits (connection_lost);
+            # a zero linger makes it a reset, so the kernel drops what it still holds for the
+            # client too instead of keeping it queued behind a closed window.
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.transport.abort()
+            return
+        self.sent_at_check = sent
+        self.send_check = self.loop.call_later(self.limits.body_rate_window, self._check_send_rate)
+
     def _check_body_rate(self) -> None:
         self.rate_check = None
         if self.transport.is_closing() or not self.body_pending:
@@ -268,7 +321,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.body_received - self.body_at_check < self.limits.body_min_rate * window:
             self._cancel_deadline()
             self._cut_body_off(f"the request body arrived slower than {self.limits.body_min_rate} bytes "
-                               f"in {window:g} s")
+                               f"per second (measured over {window:g} s)")
             return
         self.body_at_check = self.body_received
         self.rate_check = self.loop.call_later(window, self._check_body_rate)
