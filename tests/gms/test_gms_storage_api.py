@@ -215,3 +215,20 @@ def test_wrong_methods_are_405_with_allow(api: TestClient) -> None:
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, HEAD, POST, DELETE"
     assert api.post(f"{STORAGE}/{area}/binary/a").status_code == 405
+
+
+def test_large_values_of_areas_and_custom_ids_are_read_on_the_large_values_lane(make_client: AppFactory) -> None:
+    # The Storage API's binary reads take the Service API's path for large values: read again on
+    # the large values' connection and sent in chunks, byte-exact, on every backend.
+    api = make_client(CONFIG + "\n[limits]\nlarge_value_bytes = 10\n")
+    big = os.urandom(300 * 1024)  # over one 256 KiB chunk: sent in two
+    area = create(api, files={"photo": ("me.png", big, "image/png")})
+    served = api.get(f"{STORAGE}/{area}/binary/photo")
+    assert (served.status_code, served.content, served.headers["content-type"]) == (200, big, "image/png")
+    assert served.headers["x-content-type-options"] == "nosniff"
+    user = {"gms_user": "ada"}
+    assert api.post(f"{STORAGE}/custom/big-one", files={"photo": ("me.png", big, "image/png")},
+                    headers=user).status_code == 200
+    custom = api.get(f"{STORAGE}/custom/big-one/binary/photo", headers=user)
+    assert (custom.status_code, custom.content) == (200, big)
+    assert api.get(f"{STORAGE}/{area}/binary/missing").status_code == 404
