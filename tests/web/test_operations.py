@@ -23,7 +23,6 @@ from gmsd import metrics
 from gmsd.config import parse_config
 from gmsd.main import create_app
 from gmsd.settings import Settings
-from gmsd.web.logs import JsonFormatter
 from tests.conftest import AppFactory, Backend, free_port
 
 BASE = "/genesys/1/service"

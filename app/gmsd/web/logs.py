@@ -144,7 +144,12 @@ class AccessLines:
 
 # Lines queued in the last loop turn before a worker exits still go out.
 _unflushed: weakref.WeakSet[AccessLines] = weakref.WeakSet()
-atexit.register(lambda: [lines.flush() for lines in list(_unflushed)])
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for lines in list(_unflushed):
+        lines.flush()
 
 
 class JsonFormatter(logging.Formatter):
