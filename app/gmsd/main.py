@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,7 +17,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Lifespan
 
 from gmsd import __version__, metrics
 from gmsd.backend.connect import UNAVAILABLE_ERRORS, command_queue, connect, is_unavailable
@@ -44,6 +45,7 @@ from gmsd.web.downloads import DownloadLane
 from gmsd.web.observer import RequestObserver
 from gmsd.web.openapi import build_document
 from gmsd.web.responses import error_response
+from gmsd.web.routing import ResourceRouter
 
 _encode = msgspec.json.Encoder().encode
 
@@ -87,6 +89,11 @@ class _Gmsd(Starlette):
     and count every request; so it also answers unhandled errors (500 JSON) and the stack keeps
     one layer less on every request. Exception handlers for 500/Exception are not used.
     """
+
+    def __init__(self, *, routes: Sequence[BaseRoute], exception_handlers: Mapping[Any, Any],
+                 lifespan: Lifespan[Starlette]) -> None:
+        super().__init__(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)
+        self.router = ResourceRouter(routes, lifespan=lifespan)
 
     def build_middleware_stack(self) -> ASGIApp:
         handlers = {k: v for k, v in self.exception_handlers.items() if k not in (500, Exception)}

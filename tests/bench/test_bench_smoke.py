@@ -35,6 +35,11 @@ def test_bench_runs_every_scenario_without_errors(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "| scenario | req/s | p50 ms | p90 ms | p99 ms | non-2xx | CPU ms/req | webdis req/s |" in result.stdout
     report = json.loads(out.read_text())
+    assert report["settings"]["profile"] == "deployed"  # as k8s/ runs it, unless told otherwise
+    profile = report["profile"]
+    # One access line per request reached the pipe (wrk's requests, the warm-up-free seeding too):
+    # authentication let every request through (no non-2xx below) and the log was really on.
+    assert profile["access_lines_written"] >= profile["measured_requests"] > 0
     names = [s["name"] for s in report["scenarios"]]
     assert names == SCENARIOS.split(",")
     for scenario in report["scenarios"]:
@@ -43,6 +48,31 @@ def test_bench_runs_every_scenario_without_errors(tmp_path: Path) -> None:
         assert scenario["gmsd"]["cpu_ms_per_request"] > 0
     s1 = report["scenarios"][0]
     assert s1["webdis"]["requests"] > 0 and s1["ratio"] > 0
+    for reference in ("naive", "asgi"):  # the Python references answered S1 without errors
+        assert s1[reference]["requests"] > 0 and s1[reference]["non2xx"] == 0
+    assert s1["ratio_naive"] > 0
+
+
+def test_bench_minimal_profile_writes_no_access_lines(tmp_path: Path) -> None:
+    missing = [tool for tool in ("wrk", "redis-server") if shutil.which(tool) is None]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing} missing: .ci/run installs them")
+        pytest.skip(f"{missing} not installed")
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "gmsd.cli", "bench", "--profile", "minimal", "--no-webdis", "--no-references",
+         "--duration", "1", "--warmup", "0", "--runs", "1", "--connections", "4", "--threads", "1",
+         "--scenarios", "S1,S2", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    assert report["settings"]["profile"] == "minimal"
+    assert report["profile"]["access_lines_written"] is None
+    for scenario in report["scenarios"]:
+        assert scenario["gmsd"]["requests"] > 0 and scenario["gmsd"]["non2xx"] == 0
+        assert scenario["webdis"] is None and scenario["naive"] is None
 
 
 def test_bench_runs_on_a_local_cluster(tmp_path: Path) -> None:

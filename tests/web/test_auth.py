@@ -248,3 +248,25 @@ def test_a_served_gmsd_takes_credentials_from_its_environment(tmp_path: Path) ->
     output = served.output()
     assert "authentication: HTTP Basic" in output
     assert PASSWORD not in output and GOOD["authorization"].split()[1] not in output
+
+
+def test_a_value_decided_once_is_still_checked_against_every_other(protected: TestClient) -> None:
+    token = GOOD["authorization"].split(" ", 1)[1]
+    spellings = [f"Basic {token}", f"basic {token}", f"BASIC  {token}", f"Basic {token} "]
+    for _ in range(2):  # the second time, each spelling is a value already decided
+        for spelling in spellings:
+            assert protected.get(f"{CS}/customers/c1/services", headers={"authorization": spelling}).status_code == 200
+    # Decided values do not open the door to others: a wrong pair, a truncated token, another scheme.
+    for wrong in (basic("gmsd", PASSWORD + "x")["authorization"], f"Basic {token[:-2]}", f"Bearer {token}"):
+        assert_refused(protected.get(f"{CS}/customers/c1/services", headers={"authorization": wrong}), cs=True)
+
+
+def test_the_decided_values_are_bounded(protected: TestClient) -> None:
+    token = GOOD["authorization"].split(" ", 1)[1]
+    # Any number of accepted spellings (spaces before the token are allowed): at most 64 are kept.
+    for spaces in range(1, 101):
+        spelling = "Basic" + " " * spaces + token
+        assert protected.get(f"{CS}/customers/c1/services", headers={"authorization": spelling}).status_code == 200
+    guards = {route.guard for route in protected.app.router.routes if getattr(route, "guard", None)}  # type: ignore[attr-defined]
+    (authenticator,) = guards
+    assert len(authenticator._accepted_global) == 64

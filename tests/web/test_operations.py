@@ -23,7 +23,6 @@ from gmsd import metrics
 from gmsd.config import parse_config
 from gmsd.main import create_app
 from gmsd.settings import Settings
-from gmsd.web.logs import JsonFormatter
 from tests.conftest import AppFactory, Backend, free_port
 
 BASE = "/genesys/1/service"
@@ -127,25 +126,52 @@ def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
     assert missing.headers["x-request-id"] == "r-404"
 
 
-def test_one_access_record_per_request_formatted_as_json(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="gmsd.access")
+def test_one_access_line_per_request_formatted_as_json(client: TestClient, caplog: pytest.LogCaptureFixture,
+                                                      capfd: pytest.CaptureFixture[str]) -> None:
+    caplog.set_level(logging.DEBUG, logger="gmsd.access")  # probe lines are written at DEBUG
+    capfd.readouterr()
     client.post(f"{BASE}/storage", data={"secret": "hunter2"}, headers={"X-Request-ID": "rid-1"})
     client.get("/healthz", headers={"X-Request-ID": "rid-2"})
-    records = [r for r in caplog.records if r.name == "gmsd.access"]
-    assert len(records) == 2
-    create, probe = records
-    assert create.levelno == logging.INFO
-    assert probe.levelno == logging.DEBUG  # probes and scrapes stay out of the info-level log
-    line = json.loads(JsonFormatter().format(create))
-    assert set(line) == {"time", "level", "logger", "pid", "message", "method", "route", "status",
-                         "duration_ms", "request_id"}
-    assert line["method"] == "POST"
-    assert line["route"] == BASE + "/{name}"
-    assert line["status"] == 200
-    assert line["request_id"] == "rid-1"
-    assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
-    assert "hunter2" not in JsonFormatter().format(create)
+    written = capfd.readouterr().out
+    lines = [json.loads(text) for text in written.splitlines()]
+    access = [line for line in lines if line["logger"] == "gmsd.access"]
+    assert len(access) == 2
+    create, probe = access
+    assert create["level"] == "info"
+    assert probe["level"] == "debug"  # probes and scrapes stay out of the info-level log
+    assert probe["request_id"] == "rid-2" and probe["route"] == "/healthz"
+    assert list(create) == ["time", "level", "logger", "pid", "message", "method", "route", "status",
+                            "duration_ms", "request_id"]  # the fields and order of JsonFormatter's lines
+    assert create["method"] == "POST"
+    assert create["route"] == BASE + "/{name}"
+    assert create["status"] == 200
+    assert create["request_id"] == "rid-1"
+    assert create["pid"] == os.getpid()
+    assert create["message"] == "request"
+    assert isinstance(create["duration_ms"], float) and create["duration_ms"] >= 0
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", create["time"])
+    assert "hunter2" not in written
+
+
+def test_access_lines_escape_what_the_client_chose(client: TestClient, caplog: pytest.LogCaptureFixture,
+                                                   capfd: pytest.CaptureFixture[str]) -> None:
+    caplog.set_level(logging.INFO, logger="gmsd.access")
+    capfd.readouterr()
+    # A request id may hold quotes and backslashes (printable ASCII); a method is the client's text.
+    client.get(f"{BASE}/not-an-id/storage", headers={"X-Request-ID": 'r"\\x'})
+    client.request("PRO\"PFIND", f"{BASE}/not-an-id/storage")
+    lines = [json.loads(text) for text in capfd.readouterr().out.splitlines()]  # every line valid JSON
+    access = [line for line in lines if line["logger"] == "gmsd.access"]
+    assert access[0]["request_id"] == 'r"\\x'
+    assert access[1]["method"] == 'PRO"PFIND'
+
+
+def test_access_lines_follow_the_access_loggers_level(client: TestClient, caplog: pytest.LogCaptureFixture,
+                                                      capfd: pytest.CaptureFixture[str]) -> None:
+    caplog.set_level(logging.WARNING, logger="gmsd.access")
+    capfd.readouterr()
+    client.post(f"{BASE}/storage", data={"a": "b"})
+    assert "gmsd.access" not in capfd.readouterr().out
 
 
 def test_unhandled_error_is_a_counted_500_with_the_request_id(backend: Backend) -> None:

@@ -3,12 +3,20 @@
 Everything runs on loopback and is started and stopped here: a `redis-server` without
 persistence, `gmsd serve` with N workers against it, optionally `webdis` on the same Redis as
 the reference, and `wrk` driving each scenario for a fixed duration and concurrency. Each
-scenario is run `--runs` times (gmsd and webdis interleaved) and the median run is reported.
+scenario is run `--runs` times (every target interleaved) and the median run is reported.
+
+gmsd runs as `k8s/` deploys it unless `--profile minimal` is given: the `[limits]`, `[redis]`,
+`[auth]` and `[context_services]` of `k8s/configmap.yaml`, an access line per request at `info`
+written to a pipe that the harness drains, metrics on, Basic authentication on (wrk sends the
+header). For S1 and S2 two more references run beside webdis (`gmsd.bench.references`): the
+smallest Starlette + redis-py app that answers the same request, and a bare ASGI app that
+answers without Redis (where Python's ceiling is).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -16,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,6 +46,51 @@ _ttl = 3600
 _ttl = 120
 """
 
+# The sections of k8s/configmap.yaml that shape what a request costs (tests/bench checks that
+# they stay equal to the deployed ones).
+DEPLOYED_CONFIG = """
+[limits]
+body_bytes = 16777216
+file_bytes = 10485760
+fields = 1000
+key_bytes = 4096
+header_bytes = 65536
+header_timeout = 10.0
+body_timeout = 60.0
+keep_alive_timeout = 5
+max_concurrent_requests = 256
+
+[redis]
+timeout = 2.0
+max_connections = 64
+
+[orchestration]
+timeout = 10.0
+
+[context_services]
+default_ttl = "7d"
+
+[auth]
+metrics = "open"
+"""
+
+PROFILES = ("deployed", "minimal")
+BENCH_USERNAME, BENCH_PASSWORD = "bench", "bench-password"
+BENCH_AUTHORIZATION = "Basic " + base64.b64encode(f"{BENCH_USERNAME}:{BENCH_PASSWORD}".encode()).decode()
+
+# Prepended to every wrk script of the deployed profile: the Authorization header on every
+# request, also those a script formats with headers of its own (wrk.format then ignores wrk.headers).
+_WRK_AUTHORIZATION = """
+local gmsd_authorization = "%s"
+wrk.headers["Authorization"] = gmsd_authorization
+local gmsd_format = wrk.format
+wrk.format = function(method, path, headers, body)
+  headers = headers or wrk.headers
+  headers["Authorization"] = gmsd_authorization
+  return gmsd_format(method, path, headers, body)
+end
+"""
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -52,27 +106,32 @@ class Run:
     p90_ms: float
     p99_ms: float
     cpu_ms_per_request: float | None = None
+    log_lines: int | None = None  # access lines gmsd wrote during the run (deployed profile)
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
 
+REFERENCES = ("webdis", "naive", "asgi")  # webdis; naive Starlette + redis-py; a bare ASGI app
+
+
 @dataclass
 class ScenarioResult:
-    """The median run of a scenario, for gmsd and (S1, S2) for webdis."""
+    """The median run of a scenario, for gmsd and (S1, S2) for each reference."""
 
     name: str
     title: str
     gmsd: Run
-    webdis: Run | None = None
+    references: dict[str, Run] = field(default_factory=dict)
     runs: list[float] = field(default_factory=list)
 
-    @property
-    def ratio(self) -> float | None:
-        if self.webdis is None or not self.webdis.rps:
+    def ratio(self, reference: str) -> float | None:
+        """gmsd's requests/s divided by the reference's, if it ran."""
+        other = self.references.get(reference)
+        if other is None or not other.rps:
             return None
-        return self.gmsd.rps / self.webdis.rps
+        return self.gmsd.rps / other.rps
 
 
 def free_port() -> int:
@@ -106,12 +165,29 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def _process(args: list[str], **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+def _process(args: list[str], stdout: int = subprocess.DEVNULL, **kwargs: Any) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(args, stdout=stdout, stderr=subprocess.DEVNULL, **kwargs)
     try:
         yield process
     finally:
         _stop(process)
+
+
+class LogDrain:
+    """Reads a process's stdout to the end, as a log collector would, counting its lines."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        self.fd = process.stdout.fileno()
+        self.lines = 0
+        self.bytes = 0
+        self.thread = threading.Thread(target=self._drain, name="gmsd-bench-log-drain", daemon=True)
+        self.thread.start()
+
+    def _drain(self) -> None:
+        while chunk := os.read(self.fd, 1 << 16):
+            self.lines += chunk.count(b"\n")
+            self.bytes += len(chunk)
 
 
 def _redis(work: Path, stack: ExitStack) -> int:
@@ -148,22 +224,47 @@ def _webdis(redis_port: int, work: Path, stack: ExitStack) -> str:
     return base
 
 
-def _gmsd(redis_url: str, workers: int, work: Path, stack: ExitStack) -> tuple[str, int]:
-    port = free_port()
-    config = work / "bench.toml"
-    config.write_text(BENCH_CONFIG)
+def _source_env(**extra: str) -> dict[str, str]:
     # Serve exactly the code that runs this benchmark, whatever is installed elsewhere.
     source = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "GMSD_LOG_LEVEL": "warning",
-           "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+    # The profile decides about authentication, not the shell the benchmark runs in.
+    environ = {name: value for name, value in os.environ.items()
+               if name not in ("GMSD_AUTH_USERNAME", "GMSD_AUTH_PASSWORD", "GMSD_AUTH_FILE")}
+    return {**environ, **extra, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+
+
+def _gmsd(redis_url: str, workers: int, profile: str, work: Path,
+          stack: ExitStack) -> tuple[str, int, LogDrain | None]:
+    port = free_port()
+    config = work / "bench.toml"
+    deployed = profile == "deployed"
+    config.write_text(BENCH_CONFIG + (DEPLOYED_CONFIG if deployed else ""))
+    level = "info" if deployed else "warning"
+    credentials = {"GMSD_AUTH_USERNAME": BENCH_USERNAME, "GMSD_AUTH_PASSWORD": BENCH_PASSWORD} if deployed else {}
     process = stack.enter_context(_process(
         [sys.executable, "-m", "gmsd.cli", "serve", "--port", str(port), "--workers", str(workers),
-         "--redis-url", redis_url, "--config", str(config), "--log-level", "warning"], env=env))
+         "--redis-url", redis_url, "--config", str(config), "--log-level", level],
+        stdout=subprocess.PIPE if deployed else subprocess.DEVNULL,
+        env=_source_env(GMSD_LOG_LEVEL=level, **credentials)))
+    drain = LogDrain(process) if deployed else None
     base = f"http://127.0.0.1:{port}"
     _wait_http(base + "/healthz", process, "gmsd serve")
     # Every worker must be up before measuring: wait until the process tree stops growing.
     time.sleep(1.0 if workers > 1 else 0.2)
-    return base, process.pid
+    return base, process.pid, drain
+
+
+def _reference_app(app: str, redis_url: str, workers: int, stack: ExitStack) -> str:
+    """A reference app of gmsd.bench.references under uvicorn, as lean as uvicorn runs."""
+    port = free_port()
+    process = stack.enter_context(_process(
+        [sys.executable, "-m", "uvicorn", f"gmsd.bench.references:{app}", "--port", str(port),
+         "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+        env=_source_env(BENCH_REFERENCE_REDIS_URL=redis_url)))
+    base = f"http://127.0.0.1:{port}"
+    _wait_http(base + "/healthz", process, f"the {app} reference")
+    time.sleep(1.0 if workers > 1 else 0.2)
+    return base
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -186,10 +287,12 @@ def cpu_seconds(pid: int) -> float:
     return total / _TICKS
 
 
-def _wrk_script(name: str, work: Path) -> Path:
+def _wrk_script(name: str, work: Path, authorization: str | None = None) -> Path:
     scripts = resources.files("gmsd.bench.wrk")
     text = (scripts / name).read_text() + "\n" + (scripts / "report.lua").read_text()
-    path = work / f"run-{name}"
+    if authorization is not None:
+        text = _WRK_AUTHORIZATION % authorization + text
+    path = work / f"run-{'auth-' if authorization else ''}{name}"
     path.write_text(text)
     return path
 
@@ -233,13 +336,14 @@ class Scenario:
     args: tuple[str, ...] = ()
     webdis_path: str | None = None
     webdis_script: str = "get.lua"
+    references_too: bool = False  # the naive Starlette and bare ASGI apps answer the same request
 
 
 SCENARIOS = ("S1", "S2", "S3", "S4new", "S4found", "S5", "S6")
 
 
-def _seed(base: str, webdis: str | None, nonce: str) -> dict[str, Scenario]:
-    with httpx.Client(base_url=base, timeout=30) as client:
+def _seed(base: str, webdis: str | None, nonce: str, auth: tuple[str, str] | None) -> dict[str, Scenario]:
+    with httpx.Client(base_url=base, timeout=30, auth=auth) as client:
         created = client.post("/genesys/1/service/bench", data={"firstname": "Alexandra", "language": "french"})
         created.raise_for_status()
         service_id = created.json()["id"]
@@ -255,9 +359,11 @@ def _seed(base: str, webdis: str | None, nonce: str) -> dict[str, Scenario]:
         httpx.get(f"{webdis}/HSET/bench/firstname/Alexandra", timeout=10).raise_for_status()
     storage = f"/genesys/1/service/{service_id}/storage"
     return {
-        "S1": Scenario("S1", "read one key", "get.lua", f"{storage}/firstname", webdis_path="/HGET/bench/firstname"),
+        "S1": Scenario("S1", "read one key", "get.lua", f"{storage}/firstname", webdis_path="/HGET/bench/firstname",
+                       references_too=True),
         "S2": Scenario("S2", "write three small keys (urlencoded)", "post_form.lua", storage, (storage,),
-                       webdis_path="/HSET/bench/firstname/Alexandra/language/french/phone/+1-650-466-9999"),
+                       webdis_path="/HSET/bench/firstname/Alexandra/language/french/phone/+1-650-466-9999",
+                       references_too=True),
         "S3": Scenario("S3", "create a service: multipart, 3 fields + 64 KiB file", "create_multipart.lua",
                        "/genesys/1/service/bench-upload", ("/genesys/1/service/bench-upload",)),
         "S4new": Scenario("S4new", "composite start, new customer (create path)", "composite_start.lua",
@@ -293,6 +399,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     unknown = [name for name in chosen if name not in SCENARIOS]
     if unknown:
         raise SystemExit(f"gmsd bench: unknown scenario {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
+    deployed = options.profile == "deployed"
     results: list[ScenarioResult] = []
     with tempfile.TemporaryDirectory(prefix="gmsd-bench-") as tmp, ExitStack() as stack:
         work = Path(tmp)
@@ -305,64 +412,111 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             redis_url = cluster.url
         else:
             redis_url = options.redis_url or f"redis://127.0.0.1:{_redis(work, stack)}/0"
-        # webdis speaks to one server: the reference exists only for a plain redis:// URL.
+        # webdis speaks to one server: the references exist only for a plain redis:// URL.
         reference_port = redis_url.rsplit(":", 1)[1].split("/")[0] if redis_url.startswith("redis://") else None
         webdis = _webdis(int(reference_port), work, stack) if options.webdis and reference_port else None
-        base, pid = _gmsd(redis_url, options.workers, work, stack)
-        scenarios = _seed(base, webdis, uuid.uuid4().hex[:8])
+        apps: dict[str, str] = {}
+        if options.references and reference_port and any(name in ("S1", "S2") for name in chosen):
+            for app in ("naive", "asgi"):
+                apps[app] = _reference_app(app, redis_url, options.workers, stack)
+        base, pid, drain = _gmsd(redis_url, options.workers, options.profile, work, stack)
+        auth = (BENCH_USERNAME, BENCH_PASSWORD) if deployed else None
+        scenarios = _seed(base, webdis, uuid.uuid4().hex[:8], auth)
+        measured_requests = 0
+        lines_before = drain.lines if drain else 0
         for name in chosen:
             scenario = scenarios[name]
-            script = _wrk_script(scenario.script, work)
-            reference = _wrk_script(scenario.webdis_script, work) if webdis and scenario.webdis_path else None
+            script = _wrk_script(scenario.script, work, BENCH_AUTHORIZATION if deployed else None)
+            # Every target of the scenario: (url, script, args), gmsd first.
+            targets: dict[str, tuple[str, Path, list[str]]] = {}
+            if webdis and scenario.webdis_path:
+                targets["webdis"] = (webdis + scenario.webdis_path, _wrk_script(scenario.webdis_script, work), [])
+            if scenario.references_too:
+                for app, app_base in apps.items():
+                    targets[app] = (app_base + scenario.path, _wrk_script(scenario.script, work), list(scenario.args))
             load = (options.connections, options.threads)
             if options.warmup:
                 wrk(base + scenario.path, script, list(scenario.args), options.warmup, *load)
-                if reference and webdis:
-                    wrk(webdis + str(scenario.webdis_path), reference, [], options.warmup, *load)
+                for url, reference, args in targets.values():
+                    wrk(url, reference, args, options.warmup, *load)
             gmsd_runs: list[Run] = []
-            webdis_runs: list[Run] = []
+            reference_runs: dict[str, list[Run]] = {target: [] for target in targets}
             for _ in range(options.runs):
+                before = drain.lines if drain else 0
                 gmsd_runs.append(wrk(base + scenario.path, script, list(scenario.args), options.duration, *load,
                                      cpu_pid=pid))
-                if reference and webdis:
-                    webdis_runs.append(wrk(webdis + str(scenario.webdis_path), reference, [], options.duration, *load))
+                if drain:
+                    gmsd_runs[-1].log_lines = drain.lines - before
+                measured_requests += gmsd_runs[-1].requests
+                for target, (url, reference, args) in targets.items():
+                    reference_runs[target].append(wrk(url, reference, args, options.duration, *load))
             result = ScenarioResult(name, scenario.title, _median(gmsd_runs),
-                                    _median(webdis_runs) if webdis_runs else None,
+                                    {target: _median(runs) for target, runs in reference_runs.items()},
                                     runs=[round(r.rps) for r in gmsd_runs])
             results.append(result)
             print(f"  {name}: {result.gmsd.rps:,.0f} req/s", file=sys.stderr)
+        access_lines = (drain.lines - lines_before) if drain else None
+    profile = {
+        "name": options.profile,
+        "log": "info, one JSON access line per request to a pipe the harness drains" if deployed
+        else "warning (no access lines)",
+        "auth": "Basic, on every request" if deployed else "off",
+        "config": "k8s/configmap.yaml's [limits], [redis], [auth], [context_services]" if deployed
+        else "defaults",
+        "access_lines_written": access_lines, "measured_requests": measured_requests,
+    }
     return {
         "machine": _machine(),
-        "settings": {"workers": options.workers, "connections": options.connections, "threads": options.threads,
-                     "duration_s": options.duration, "runs": options.runs, "warmup_s": options.warmup,
+        "settings": {"profile": options.profile, "workers": options.workers, "connections": options.connections,
+                     "threads": options.threads, "duration_s": options.duration, "runs": options.runs,
+                     "warmup_s": options.warmup,
                      "redis": "local 6-node Redis Cluster (3 primaries, 3 replicas), no persistence"
                      if options.cluster else options.redis_url or "local redis-server, no persistence"},
-        "scenarios": [{**asdict(r), "gmsd": {**asdict(r.gmsd), "rps": round(r.gmsd.rps, 1)},
-                       "webdis": {**asdict(r.webdis), "rps": round(r.webdis.rps, 1)} if r.webdis else None,
-                       "ratio": round(r.ratio, 3) if r.ratio is not None else None} for r in results],
+        "profile": profile,
+        "scenarios": [{"name": r.name, "title": r.title, "runs": r.runs,
+                       "gmsd": {**asdict(r.gmsd), "rps": round(r.gmsd.rps, 1)},
+                       **{target: ({**asdict(r.references[target]), "rps": round(r.references[target].rps, 1)}
+                                   if target in r.references else None) for target in REFERENCES},
+                       "ratio": _rounded(r.ratio("webdis")), "ratio_naive": _rounded(r.ratio("naive")),
+                       "ratio_asgi": _rounded(r.ratio("asgi"))} for r in results],
     }
+
+
+def _rounded(ratio: float | None) -> float | None:
+    return round(ratio, 3) if ratio is not None else None
 
 
 def markdown(report: dict[str, Any]) -> str:
     """The results as a Markdown table."""
     s = report["settings"]
     lines = [
-        f"gmsd workers: {s['workers']}, wrk: {s['connections']} connections / {s['threads']} threads, "
-        f"{s['duration_s']:g} s × {s['runs']} runs (median), redis: {s['redis']}",
+        f"profile: {s['profile']}, gmsd workers: {s['workers']}, wrk: {s['connections']} connections / "
+        f"{s['threads']} threads, {s['duration_s']:g} s × {s['runs']} runs (median), redis: {s['redis']}",
         "",
-        "| scenario | req/s | p50 ms | p90 ms | p99 ms | non-2xx | CPU ms/req | webdis req/s | gmsd ÷ webdis |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | req/s | p50 ms | p90 ms | p99 ms | non-2xx | CPU ms/req | webdis req/s | gmsd ÷ webdis "
+        "| naive Starlette req/s | gmsd ÷ naive | bare ASGI req/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def rps(run: dict[str, Any] | None) -> str:
+        return f"{run['rps']:,.0f}" if run else "–"
+
+    def times(ratio: float | None) -> str:
+        return f"{ratio:.2f}×" if ratio is not None else "–"
+
     for r in report["scenarios"]:
-        g, w = r["gmsd"], r["webdis"]
+        g = r["gmsd"]
         cpu = f"{g['cpu_ms_per_request']:.3f}" if g["cpu_ms_per_request"] is not None else "–"
-        reference = f"{w['rps']:,.0f}" if w else "–"
-        ratio = f"{r['ratio']:.2f}×" if r["ratio"] is not None else "–"
         lines.append(
             f"| {r['name']} {r['title']} | {g['rps']:,.0f} | {g['p50_ms']:.2f} | {g['p90_ms']:.2f} | "
             f"{g['p99_ms']:.2f} | {g['non2xx'] + g['socket_errors']} | {cpu} | "
-            f"{reference} | {ratio} |"
+            f"{rps(r['webdis'])} | {times(r['ratio'])} | {rps(r['naive'])} | {times(r['ratio_naive'])} | "
+            f"{rps(r['asgi'])} |"
         )
+    profile = report.get("profile", {})
+    if profile.get("access_lines_written") is not None:
+        lines += ["", f"access log: {profile['access_lines_written']:,} lines written for "
+                  f"{profile['measured_requests']:,} measured requests (plus warm-up)"]
     return "\n".join(lines)
 
 
@@ -375,7 +529,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per scenario (0: none)")
     parser.add_argument("--runs", type=int, default=3, help="measured runs per scenario; the median is reported")
     parser.add_argument("--scenarios", default="", help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument("--profile", choices=PROFILES, default="deployed",
+                        help="deployed (default): as k8s/ runs gmsd (access log at info, metrics, Basic auth, "
+                        "k8s/configmap.yaml's limits); minimal: no access lines, no auth, default limits")
     parser.add_argument("--no-webdis", dest="webdis", action="store_false", help="skip the webdis reference")
+    parser.add_argument("--no-references", dest="references", action="store_false",
+                        help="skip the naive Starlette and bare ASGI references of S1 and S2")
     parser.add_argument("--cluster", action="store_true",
                         help="run against a 6-node Redis Cluster started on loopback (no webdis reference)")
     parser.add_argument("--redis-url", default=None,

@@ -137,7 +137,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         port = bench._redis(work, stack)
         url = f"redis://127.0.0.1:{port}/0"
         client = redis.Redis(port=port)
-        base, pid = bench._gmsd(url, options.workers, work, stack)
+        base, pid, _ = bench._gmsd(url, options.workers, "minimal", work, stack)  # memory: no log needed
 
         asyncio.run(_gms_services(base, 1000))
         report["redis_bytes_per_gms_service_3x20B"] = round(_memory_per_key_set(client, 1000))

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gmsd import metrics
 from gmsd.errors import Overloaded
-from gmsd.web.logs import REQUEST_ID_HEADER, access_log, log_request, request_id_for, set_request_id
+from gmsd.web.logs import REQUEST_ID_HEADER, AccessLines, access_log, request_id_for, set_request_id
 from gmsd.web.paths import EXEMPT_PATHS
 from gmsd.web.responses import error_response
 
@@ -49,6 +49,7 @@ class RequestObserver:
         # Requests in progress past which new ones get 503 at once (gmsd.web.paths).
         self.max_concurrent = max_concurrent if max_concurrent is not None else 1 << 62
         self.in_progress = 0
+        self.access_lines = AccessLines()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call; lifespan and other scope types pass straight through."""
@@ -105,10 +106,4 @@ class RequestObserver:
             metrics.observe_request(method, route, status, seconds)
             level = logging.DEBUG if route in EXEMPT_PATHS else logging.INFO
             if access_log.isEnabledFor(level):
-                log_request(level, {
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                    "request_id": request_id,
-                })
+                self.access_lines.write(level, method, route, status, seconds, request_id)

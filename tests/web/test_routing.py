@@ -1,0 +1,81 @@
+"""The indexed router (`gmsd.web.routing.ResourceRouter`) picks exactly the route Starlette's scan
+of every route in order would pick, for every template of the application and for paths that
+fit none."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Match, Route
+from starlette.testclient import TestClient
+
+from gmsd.config import parse_config
+from gmsd.main import create_app
+from gmsd.settings import Settings
+from gmsd.web.routing import ResourceRouter
+
+APP = create_app(Settings("redis://127.0.0.1:1/0", parse_config("", "<test>")))
+ROUTER = APP.router
+assert isinstance(ROUTER, ResourceRouter)
+
+
+def _scan(path: str, method: str = "GET") -> Route | None:
+    """What Starlette's router does: the first route, in order, whose template fits."""
+    scope = {"type": "http", "path": path, "root_path": "", "method": method}
+    for route in ROUTER.routes:
+        if route.matches(scope)[0] is not Match.NONE:
+            assert isinstance(route, Route)
+            return route
+    return None
+
+
+def _indexed(path: str, method: str = "GET") -> Route | None:
+    scope = {"type": "http", "path": path, "root_path": "", "method": method}
+    for route in ROUTER.candidates(path):
+        if route.matches(scope)[0] is not Match.NONE:
+            assert isinstance(route, Route)
+            return route
+    return None
+
+
+def _examples(template: str) -> list[str]:
+    """Paths that fit `template`: parameters filled with plain text, words of other templates
+    (`start`, `binary`, `active`…) and, for `:path` ones, several segments."""
+    words = ["x1", "start", "binary", "active", "storage", "custom", "services", "end"]
+    examples = []
+    for word in words:
+        filled = re.sub(r"\{[^}:]+:path\}", f"{word}/b/c", template)
+        examples.append(re.sub(r"\{[^}]+\}", word, filled))
+    return examples
+
+
+TEMPLATES = sorted({route.path for route in ROUTER.routes if isinstance(route, Route)})
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_every_template_is_routed_as_a_scan_of_every_route_would(template: str) -> None:
+    for path in _examples(template):
+        assert _indexed(path) is _scan(path), path
+        assert _scan(path) is not None, path
+
+
+@pytest.mark.parametrize("path", ["/", "/nothing", "/genesys", "/genesys/1", "/genesys/1/service",
+                                  "/genesys/2/service/x/storage", "/genesys/1/cs/", "/healthz/x",
+                                  "/console/api", "/docsx", "/genesys/1/cs/services/x/states/y/z/w"])
+def test_paths_that_fit_no_template_fit_none_either_way(path: str) -> None:
+    assert _indexed(path) is _scan(path)
+
+
+def test_a_route_added_after_the_start_is_routed() -> None:
+    async def late(request: Request) -> Response:
+        return PlainTextResponse("late")
+
+    app = create_app(Settings("redis://127.0.0.1:1/0", parse_config("", "<test>")))
+    with TestClient(app) as client:
+        assert client.get("/late/route").status_code == 404  # indexes the routes of the start
+        app.router.routes.append(Route("/late/{name}", late))
+        answer = client.get("/late/route")
+    assert answer.status_code == 200 and answer.text == "late"
