@@ -59,23 +59,23 @@ def query(client: TestClient, path: str = "", **params: Any) -> list[str]:
     return ids(get(client, f"/customers/{CUSTOMER}/services{path}", **params))
 
 
-def test_all_active_completed_newest_first(client: TestClient, history: dict[str, str]) -> None:
+def test_all_active_completed_oldest_first(client: TestClient, history: dict[str, str]) -> None:
     h = history
-    assert query(client) == [h["new_done"], h["new_active"], h["mid_done"], h["old_active"], h["old_done"]]
-    assert query(client, "/active") == [h["new_active"], h["old_active"]]
-    assert query(client, "/completed") == [h["new_done"], h["mid_done"], h["old_done"]]
+    assert query(client) == [h["old_done"], h["old_active"], h["mid_done"], h["new_active"], h["new_done"]]
+    assert query(client, "/active") == [h["old_active"], h["new_active"]]
+    assert query(client, "/completed") == [h["old_done"], h["mid_done"], h["new_done"]]
 
 
 def test_each_filter_alone(client: TestClient, history: dict[str, str]) -> None:
     h = history
-    assert query(client, started_from="2026-01-03T10:00:00Z") == [h["new_done"], h["new_active"], h["mid_done"]]
-    assert query(client, started_to="2026-01-03T10:00:00Z") == [h["old_active"], h["old_done"]]
-    assert query(client, completed_from="2026-01-08T12:00:00Z") == [h["new_done"], h["mid_done"]]
+    assert query(client, started_from="2026-01-03T10:00:00Z") == [h["mid_done"], h["new_active"], h["new_done"]]
+    assert query(client, started_to="2026-01-03T10:00:00Z") == [h["old_done"], h["old_active"]]
+    assert query(client, completed_from="2026-01-08T12:00:00Z") == [h["mid_done"], h["new_done"]]
     assert query(client, completed_to="2026-01-08T12:00:00Z") == [h["old_done"]]
-    assert query(client, service_types="billing") == [h["mid_done"], h["old_done"]]
-    assert query(client, service_types="7,sales") == [h["new_done"], h["new_active"], h["old_active"]]
-    assert query(client, channel="chat") == [h["mid_done"], h["old_active"]]
-    assert query(client, level="3") == [h["new_active"], h["old_active"]]  # a number matches its text
+    assert query(client, service_types="billing") == [h["old_done"], h["mid_done"]]
+    assert query(client, service_types="7,sales") == [h["old_active"], h["new_active"], h["new_done"]]
+    assert query(client, channel="chat") == [h["old_active"], h["mid_done"]]
+    assert query(client, level="3") == [h["old_active"], h["new_active"]]  # a number matches its text
     assert query(client, vip="true") == [h["old_done"]]  # a boolean too
     assert query(client, nested='{"a":1}') == [h["new_done"]]  # an object by its JSON
     assert query(client, channel="fax") == []
@@ -90,7 +90,7 @@ def test_filters_combined(client: TestClient, history: dict[str, str]) -> None:
     assert query(client, completed_from="2026-01-07T00:00:00Z", completed_to="2026-01-09T00:00:00Z",
                  channel="chat") == [h["mid_done"]]
     # completed_* mean nothing for active services: an /active query ignores them
-    assert query(client, "/active", completed_from="2026-01-07T00:00:00Z") == [h["new_active"], h["old_active"]]
+    assert query(client, "/active", completed_from="2026-01-07T00:00:00Z") == [h["old_active"], h["new_active"]]
     assert query(client, channel="voice", level="3", service_types="sales") == []
 
 

@@ -116,16 +116,23 @@ def _flag(params: QueryParams, name: str) -> bool:
     raise BadRequest(f"`{name}` must be true or false")
 
 
+def listed(params: QueryParams, name: str) -> str | None:
+    """A list parameter as its comma form: given twice (`a=x&a=y`, as Java REST clients send
+    lists) it means `a=x,y` (API.md §0); None if absent."""
+    values = params.getlist(name)
+    return ",".join(values) if values else None
+
+
 def view(params: QueryParams, top: str = "service") -> View:
     """The include flags and the `extensions` selection of a read."""
     active_states, completed_states, active_tasks, completed_tasks = (_flag(params, name) for name in FLAGS)
     return View(active_states, completed_states, active_tasks, completed_tasks,
-                Extensions.parse(params.get("extensions"), top))
+                Extensions.parse(listed(params, "extensions"), top))
 
 
 def types(params: QueryParams, name: str) -> frozenset[str] | None:
-    """A `*_types=a,b` filter (None: not given)."""
-    value = params.get(name)
+    """A `*_types=a,b` filter (None: not given); repeated, the union of its values."""
+    value = listed(params, name)
     if value is None:
         return None
     return frozenset(part.strip() for part in value.split(",") if part.strip())
@@ -292,7 +299,7 @@ async def service_extension(request: Request) -> Response:
     return json_response(_OK)
 
 
-_FOUND = {200: Answer("the matching services, newest first", {JSON: list[Service]})}
+_FOUND = {200: Answer("the matching services, oldest first (by start time, then id)", {JSON: list[Service]})}
 
 
 @CS.operation("The services of a customer (all, active or completed)", params=QUERY, answers=_FOUND,

@@ -29,7 +29,7 @@ from gmsd.cs.models import (
     StateStartEvent,
     TaskStartEvent,
 )
-from gmsd.cs.queries import ServiceFilter, newest_first
+from gmsd.cs.queries import ServiceFilter, oldest_first
 from gmsd.cs.records import (
     Conversation,
     Fields,
@@ -395,14 +395,14 @@ class ContextServices(ContextServicesBase):
     # --- queries -----------------------------------------------------------------------------
 
     async def customer_services(self, customer_id: str, where: ServiceFilter, view: View) -> list[Raw]:
-        """The services of a customer that pass `where`, newest first."""
+        """The services of a customer that pass `where`, oldest first."""
         if not self.limits.fits_key(customer_id):
             return []
         return await self._query(cs_partition(customer_id), cs_customer_prefix(customer_id),
                                  cs_match_owner_prefix(customer_id), where, view)
 
     async def anonymous_services(self, contact_key: str, where: ServiceFilter, view: View) -> list[Raw]:
-        """The anonymous services of a contact key that pass `where`, newest first."""
+        """The anonymous services of a contact key that pass `where`, oldest first."""
         if not self.limits.fits_key(contact_key):
             return []
         return await self._query(cs_partition(contact_key), cs_anonymous_prefix(contact_key),
@@ -426,5 +426,5 @@ class ContextServices(ContextServicesBase):
                 kept.append((sid, conversation))
         await self.store.index_drop(partition, stale)
         by_id = dict(kept)
-        ordered = newest_first([(sid, c.service) for sid, c in kept])
+        ordered = oldest_first([(sid, c.service) for sid, c in kept])
         return [render_service(sid, svc, by_id[sid].states, by_id[sid].tasks, view) for sid, svc in ordered]
