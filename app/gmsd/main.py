@@ -26,6 +26,7 @@ from gmsd.console.inventory import Inventory
 from gmsd.console.store import ConsoleStore
 from gmsd.cs import routes as cs_routes
 from gmsd.cs.items import ConversationItems
+from gmsd.cs.maintenance import Maintenance
 from gmsd.cs.services import ContextServices
 from gmsd.cs.store import CsStore
 from gmsd.errors import GmsdError, StorageUnavailable
@@ -121,6 +122,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         cs_store = CsStore(pipeline)
         app.state.cs = ContextServices(cs_store, settings.config)
         app.state.cs_items = ConversationItems(cs_store, settings.config)
+        app.state.cs_maintenance = Maintenance(cs_store)
         app.state.console = Inventory(ConsoleStore(pipeline), settings.config)
         lifecycle.delay_sigterm(settings.shutdown_delay)
         # Everything allocated so far lives as long as the process: keep the collector from

@@ -3,13 +3,14 @@
 -- When the customer's index is in another partition (ip ~= ''), the caller adds the new entries
 -- there afterwards (cs_index_link) and drops the old remote ones (cs_index_drop). A crash in
 -- between leaves entries that readers skip: a member is valid only while the service holds it.
--- KEYS[1] svc   KEYS[2] ix   KEYS[3] ixexp
+-- KEYS[1] svc   KEYS[2] ix   KEYS[3] ixexp   KEYS[4..6] ts, te, tu
 -- ARGV now, service id, customer member prefix (c\0<customer>\0), customer part of match
 --      members (c<customer>), customer id, ip (the customer's partition, '' if this one),
 --      n + n field/value pairs (s:* start event fields, a:* attached data)
 -- Returns {'nf'}, or {'ok', expiry, ip, cm, mm, old ip, old cm, old mm}: the service's
 -- members now ('' if none) and, if the owner changed, the ones it held before.
 local svc, ix, ixexp = KEYS[1], KEYS[2], KEYS[3]
+time_index(KEYS[4], KEYS[5], KEYS[6])
 local now, sid, prefix, owner, customer, ip = arg(), arg(), arg(), arg(), arg(), arg()
 local fields = arg_pairs()
 index_trim(ix, ixexp, now)

@@ -17,6 +17,7 @@ from gmsd.keys import (
     cs_index,
     cs_partition,
     cs_service_partition,
+    cs_time_index,
 )
 from tests.conftest import Backend
 from tests.support.cs_support import (
@@ -223,8 +224,12 @@ def test_index_hygiene_after_thousands_of_expired_conversations(client: TestClie
     assert backend.sync.zcard(ixexp) > 2  # the dead ones are still indexed until trimmed
     time.sleep(1.1)  # the last one created has expired
     assert ids(get(client, f"/customers/{customer}/services")) == [live]
-    # only the live service's two entries remain (its customer entry and its match entry)
-    assert backend.sync.zcard(ix) == backend.sync.zcard(ixexp) == 2
+    # only the live service's two entries remain (its customer entry and its match entry), and in
+    # `ixexp` its time entry; the time index holds it alone
+    assert backend.sync.zcard(ix) == 2 and backend.sync.zcard(ixexp) == 3
+    ts, te, tu = cs_time_index(cs_partition(customer))
+    assert backend.sync.zrange(ts, 0, -1) == [live.encode()]
+    assert backend.sync.zcard(te) == backend.sync.zcard(tu) == 0
     [member] = index_members(backend.sync, customer, cs_customer_prefix(customer))
     assert member.decode().split("\0")[-1].startswith(live)
     assert list(backend.sync.scan_iter(match="cs:*:svc:*", count=1000)) == [
@@ -236,5 +241,7 @@ def test_index_keys_expire_with_their_last_conversation(client: TestClient, back
     ix, ixexp = cs_index(cs_partition("C-last"))
     assert 0 < backend.sync.pttl(ix) <= 1000 and 0 < backend.sync.pttl(ixexp) <= 1000
     assert backend.sync.pexpiretime(ix) == backend.sync.pexpiretime(f"cs:{{cs:{cs_service_partition(sid)}}}:svc:{sid}")
+    ts = cs_time_index(cs_partition("C-last"))[0]
+    assert backend.sync.pexpiretime(ts) == backend.sync.pexpiretime(ix)
     time.sleep(1.1)
-    assert backend.sync.exists(ix, ixexp) == 0
+    assert backend.sync.exists(ix, ixexp, ts) == 0

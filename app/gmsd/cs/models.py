@@ -152,6 +152,25 @@ class CompositeStart(msgspec.Struct, forbid_unknown_fields=False):
     services: list[CompositeElement]
 
 
+# --- maintenance (MAINTENANCE.md §5) -----------------------------------------------------------
+
+class PurgeRequest(msgspec.Struct, forbid_unknown_fields=False):
+    """Body of POST /maintenance/purge (without a body: the same names in the query string)."""
+
+    limit: Timestamp | None = None
+    operation: str | None = None
+
+
+class PurgeAnswer(msgspec.Struct):
+    purged: int
+
+
+class FilesAnswer(msgspec.Struct):
+    """The three files of a file export, bare names (services, states, tasks)."""
+
+    created: list[str]
+
+
 # Names a client may not use for attached data: they are fields of the resources answered.
 # They are ignored in bodies (a client may send back a resource it read).
 RESERVED_NAMES = frozenset({
@@ -167,7 +186,7 @@ _raw_object = msgspec.json.Decoder(dict[str, Raw])
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     kind: msgspec.json.Decoder(kind)
     for kind in (ServiceStartEvent, StateStartEvent, TaskStartEvent, EndEvent, TransitionEvent,
-                 ExpirationUpdate, CompositeStart)
+                 ExpirationUpdate, CompositeStart, PurgeRequest)
 }
 
 
@@ -317,3 +336,4 @@ def render(resource: Task | State | Service, attached: dict[str, Raw]) -> Raw:
     if not attached:
         return Raw(body)
     return Raw(body[:-1] + b"," + _encode(attached)[1:])
+

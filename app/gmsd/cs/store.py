@@ -9,6 +9,7 @@ answers or typed errors.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from redis.commands.core import AsyncScript
 from gmsd.backend.batcher import CommandBatcher, hash_reply
 from gmsd.backend.scripts import ScriptSet
 from gmsd.cs.records import Conversation, Fields, Hash, ItemSpec, Reply, hash_of
-from gmsd.keys import cs_conversation, cs_index, cs_service_partition
+from gmsd.keys import cs_conversation, cs_index, cs_service_partition, cs_time_index
 from gmsd.timestamps import now_millis
 
 
@@ -44,7 +45,7 @@ class CsScripts(ScriptSet):
     index_read: AsyncScript
     index_link: AsyncScript
     index_drop: AsyncScript
-
+    maintenance_purge: AsyncScript
 
 
 def _counted(fields: Fields) -> list[Any]:
@@ -79,8 +80,9 @@ class CsStore:
     def _conversation(self, service_id: str, partition: int) -> tuple[str, str, str]:
         return cs_conversation(service_id, partition, self.space)
 
-    def _index(self, partition: int) -> tuple[str, str]:
-        return cs_index(partition, self.space)
+    def _index(self, partition: int) -> tuple[str, str, str, str, str]:
+        """ix, ixexp, then the time index ts, te, tu: every script that takes the index takes all five."""
+        return (*cs_index(partition, self.space), *cs_time_index(partition, self.space))
 
     async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         return await self.redis.run_script(script, keys, args)
@@ -228,6 +230,37 @@ class CsStore:
         """Drop entries that can never be valid again."""
         if members:
             await self._eval(self.scripts.index_drop, self._index(partition), members)
+
+    # --- maintenance: the time index ------------------------------------------------------------
+
+    async def time_page(self, partition: int, ended: bool, low: int | str, high: int | str, offset: int,
+                        count: int) -> list[tuple[str, int]]:
+        """(service id, time ms) of the time index of a partition, by time then id: services started
+        (`ended` False) or ended in [low, high] (`(n` excludes n), `count` from `offset` on."""
+        key = self._index(partition)[3 if ended else 2]
+        flat: list[bytes] = await self.redis.execute("ZRANGEBYSCORE", key, low, high, "WITHSCORES",
+                                                     "LIMIT", offset, count)
+        if flat and isinstance(flat[0], (list, tuple)):  # RESP3 clients answer pairs
+            return [(bytes(sid).decode(), int(float(score))) for sid, score in flat]
+        return [(flat[i].decode(), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+    async def service_times(self, service_ids: list[str]) -> list[tuple[int, int | None] | None]:
+        """(start ms, end ms or None) of each service, None for one that is gone; one batch."""
+        futures = [self.redis.execute("HMGET", self._keys(sid)[0], "t0", "t1") for sid in service_ids]
+        out: list[tuple[int, int | None] | None] = []
+        for t0, t1 in await asyncio.gather(*futures):
+            out.append(None if t0 is None else (int(t0), None if t1 is None else int(t1)))
+        return out
+
+    async def purge_batch(self, partition: int, service_ids: list[str], state: str, anonymous: bool) -> Reply:
+        """Delete those of `service_ids` (all of `partition`) that `state` ('any', 'active',
+        'completed') and `anonymous` select; {purged, kept, ip, cm, mm of remote entries…}."""
+        keys: list[str] = list(self._index(partition))
+        for sid in service_ids:
+            keys += self._conversation(sid, partition)
+        reply: Reply = await self._eval(self.scripts.maintenance_purge, keys,
+                                        [now_millis(), state, 1 if anonymous else 0])
+        return reply
 
 
 def _conversation(reply: Reply) -> Conversation | None:
