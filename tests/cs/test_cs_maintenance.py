@@ -3,13 +3,18 @@ backend, within the request's tenant only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
+import redis
 from starlette.testclient import TestClient
 
+from gmsd.bench.maintenance import fill, stream_export
 from gmsd.keys import cs_index, cs_partition, cs_service_partition, cs_time_index
-from tests.conftest import Backend
+from tests.conftest import Backend, RedisServer
 from tests.support.cs_support import (
     CS,
     assert_error,
@@ -21,6 +26,7 @@ from tests.support.cs_support import (
     start_state,
     start_task,
 )
+from tests.support.gmsd_process import gmsd_serving
 
 BEFORE, LIMIT, AFTER = "2020-01-01T00:00:00.000Z", "2025-01-01T00:00:00.000Z", "2030-01-01T00:00:00.000Z"
 # (active or completed, anonymous or customer, before or after the limit) → name
@@ -221,3 +227,30 @@ def test_export_refuses_bad_parameters(client: TestClient) -> None:
                    {**RANGE, "export_content": "true", "filter_state": "asleep"},
                    {"time_from": "2026-01-20T00:00:00Z", "time_to": "2026-01-10T00:00:00Z"}):
         assert_error(client.get(stream, params=params), 400, "InvalidParameterException")
+
+
+# --- a real `gmsd serve`, so that the streaming is real -------------------------------------------
+
+EXPORT_COUNT = 20_000
+# Generous: the export's buffers are bounded (1,024 partitions x a 32-entry page, plus one batch of
+# 100 rendered services), whatever the number of services; 20,000 with content are about 9 MiB
+# of JSON, which a buffered answer would hold (several times over) on top of the baseline.
+RSS_GROWTH_BOUND_MIB = 60
+
+
+def test_a_large_export_with_content_streams_every_id_once(redis_server: RedisServer, tmp_path: Path,
+                                                           report: Callable[[str], None]) -> None:
+    redis.Redis(port=redis_server.port).flushall()
+    made = fill(redis_server.url, EXPORT_COUNT)
+    with gmsd_serving(tmp_path, redis_server.url, "", workers=1) as server:
+        measured = stream_export(server.base, server.process.pid, {
+            "time_from": "2026-01-01T00:00:00Z", "time_to": "2026-12-31T00:00:00Z", "export_content": "true"})
+    assert measured["chunked"] and measured["chunks"] > 1  # streamed, not one buffered body
+    services = msgspec.json.decode(measured["body"])  # a valid JSON array
+    assert isinstance(services, list) and len(services) == EXPORT_COUNT
+    assert sorted(s["service_id"] for s in services) == sorted(made)  # every id once
+    assert all(len(s["active_states"]) == 1 and len(s["active_tasks"]) == 1 for s in services)
+    growth = measured["peak_rss_mib"] - measured["baseline_rss_mib"]
+    report(f"export of {EXPORT_COUNT} services with content: {measured['bytes'] / 2**20:.1f} MiB, RSS "
+           f"{measured['baseline_rss_mib']} -> {measured['peak_rss_mib']} MiB")
+    assert growth < RSS_GROWTH_BOUND_MIB
