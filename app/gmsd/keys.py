@@ -143,6 +143,11 @@ def cs_index(partition: int, space: str = "") -> tuple[str, str]:
     return tag + "ix", tag + "ixexp"
 
 
+# The tenants that ever started a service (their `cs_space` prefixes): what the auto-complete
+# sweeper walks besides the default tenant. A key of its own slot, bounded by the number of tenants.
+CS_TENANTS = "cs:tenants"
+
+
 def cs_time_index(partition: int, space: str = "") -> tuple[str, str, str]:
     """The time index of one partition: service ids by start ms, by end ms, and the active ones by
     auto-complete deadline ms (`ts`, `te`, `tu`). Their entries are trimmed with the conversation

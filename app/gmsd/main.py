@@ -29,6 +29,7 @@ from gmsd.cs.items import ConversationItems
 from gmsd.cs.maintenance import Maintenance
 from gmsd.cs.services import ContextServices
 from gmsd.cs.store import CsStore
+from gmsd.cs.sweeper import AutoCompleteSweeper
 from gmsd.errors import GmsdError, StorageUnavailable
 from gmsd.gms import routes as gms_routes
 from gmsd.gms.access_numbers import AccessNumbers
@@ -130,10 +131,16 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         gc.collect()
         gc.freeze()
         flusher = asyncio.ensure_future(metrics.flush_periodically())
+        background = [flusher]
+        options = settings.config.context_services
+        if options.auto_complete_enabled:  # every worker sweeps: completion is atomic per service
+            app.state.cs_sweeper = AutoCompleteSweeper(cs_store, options.auto_complete_sweep_interval)
+            background.append(asyncio.ensure_future(app.state.cs_sweeper.run()))
         try:
             yield
         finally:
-            flusher.cancel()
+            for task in background:
+                task.cancel()
             await orchestrator.close()
             await pipeline.aclose()
             await large_values.aclose()

@@ -29,8 +29,9 @@ if not svc then
   local other = redis.call('ZRANGEBYLEX', ix, '[' .. prefix, '[' .. prefix .. '\255', 'LIMIT', 0, 1)
   if #other > 0 then return {'retry'} end
   svc, states, tasks = KEYS[6], KEYS[7], KEYS[8]
-  start_service(svc, ix, ixexp, exp, cm, mm, t0, fields)
+  start_service(svc, ix, ixexp, now, exp, cm, mm, t0, fields)
   created = 1
 end
 local items = find_or_start_items(svc, states, tasks)
+if created == 0 then touch(svc, states, tasks, ix, ixexp, now, '', wanted_expiry(svc, now, '')) end
 return {'ok', created, unpack(items)}

@@ -4,6 +4,8 @@
 -- Layout (all keys of one script share the hash tag {cs:<p>}; see docs/keys.md):
 -- * svc     service hash: t0, t1 (start/end ms), exp (expiry ms), seq (last state/task id),
 --           type, tk, est, cust, ck, mk, cm, mm, ip, gen, s:<event field>, e:<end field>,
+--           sl (sliding period ms), xp (an explicit expiry was given), lu (last update ms),
+--           ac (auto-complete period ms, when auto-complete applies to it),
 --           a:<attached data key>; values of typed fields are JSON text as the client sent it.
 -- * states, tasks  `<id>:<field>` (t0, t1, type, tk, est, prev, state, s:*, e:*, a:*) per
 --           state or task, and `active` = " 3 7 " (the ids still active).
@@ -138,7 +140,7 @@ local function delete_conversation(svc, states, tasks, ix, ixexp)
 end
 
 -- Create a service: its hash and its index entries (customer or anonymous, and match).
-local function start_service(svc, ix, ixexp, exp, cm, mm, t0, fields)
+local function start_service(svc, ix, ixexp, now, exp, cm, mm, t0, fields)
   redis.call('HSET', svc, 't0', t0, 'exp', exp, 'seq', 0, 'gen', 0, 'cm', cm, 'mm', mm)
   hset_pairs(svc, '', fields)
   redis.call('PEXPIREAT', svc, exp)
@@ -147,6 +149,9 @@ local function start_service(svc, ix, ixexp, exp, cm, mm, t0, fields)
   local sid = sid_of(svc)
   redis.call('ZADD', TIME[1], t0, sid)
   redis.call('ZADD', ixexp, exp, time_member(sid))
+  redis.call('HSET', svc, 'lu', now)
+  local period = redis.call('HGET', svc, 'ac')  -- auto-complete applies to it: its first deadline
+  if period then redis.call('ZADD', TIME[3], tonumber(now) + tonumber(period), sid) end
   index_expire(ix, ixexp)
 end
 
@@ -172,6 +177,32 @@ end
 -- caller read before raising them; '' if it did not). The caller then raises and tries again.
 local function remote_not_raised(svc, exp, token)
   return exp ~= '' and redis.call('HEXISTS', svc, 'ip') == 1 and redis.call('HGET', svc, 'cm') ~= token
+end
+
+-- The expiry a write gives the conversation (MAINTENANCE.md §5.5): an explicit one (`exp`, from
+-- `ttl`/`expiration_time`) as given; else, unless an explicit one was given before (`xp`), now
+-- plus the conversation's sliding period (`sl`, ms); '' when it keeps its expiry.
+local function wanted_expiry(svc, now, exp)
+  if exp ~= '' then return exp end
+  local period = redis.call('HGET', svc, 'sl')
+  if period and redis.call('HEXISTS', svc, 'xp') == 0 then
+    return string.format('%d', tonumber(now) + tonumber(period))
+  end
+  return ''
+end
+
+-- A write to the conversation (an "update", MAINTENANCE.md §5.4 and §5.5): the time of the last
+-- update, the auto-complete deadline of an active service (`ac`: its period, ms, when
+-- auto-complete applies to it), and the expiry `want` (wanted_expiry); `exp` ~= '': explicit,
+-- it stays until another explicit one.
+local function touch(svc, states, tasks, ix, ixexp, now, exp, want)
+  redis.call('HSET', svc, 'lu', now)
+  local period = redis.call('HGET', svc, 'ac')
+  if period and redis.call('HEXISTS', svc, 't1') == 0 then
+    redis.call('ZADD', TIME[3], tonumber(now) + tonumber(period), sid_of(svc))
+  end
+  if exp ~= '' then redis.call('HSET', svc, 'xp', 1) end
+  if want ~= '' then set_expiry(svc, states, tasks, ix, ixexp, want) end
 end
 
 local function active_ids(items)

@@ -8,5 +8,5 @@ time_index(KEYS[4], KEYS[5], KEYS[6])
 local now, exp, cm, mm, t0 = arg(), arg(), arg(), arg(), arg()
 local fields = arg_pairs()
 index_trim(ix, ixexp, now)
-start_service(svc, ix, ixexp, exp, cm, mm, t0, fields)
+start_service(svc, ix, ixexp, now, exp, cm, mm, t0, fields)
 return 1

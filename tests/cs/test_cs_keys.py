@@ -108,6 +108,11 @@ def test_every_script_call_stays_in_one_slot(client: TestClient, backend: Backen
     assert len(live) >= 10 and all(backend.sync.pttl(key) > 0 for key in live)  # nothing is kept forever
     post_ok(client, f"/services/{anonymous}/end", {})
     assert client.delete(f"{CS}/services/{anonymous}").status_code == 200
+    # maintenance: an export reads the time index, a purge deletes partition by partition
+    assert sid in client.get(f"{CS}/maintenance/services/stream", params={"time_from": "2000-01-01T00:00:00Z"}).json()
+    purged = client.post(f"{CS}/maintenance/purge", json={"limit": "2100-01-01T00:00:00Z",
+                                                          "operation": "purge.service.completed"})
+    assert purged.json() == {"purged": 0}  # what is left is active: all kept
     assert client.delete(f"{CS}/services/{sid}").status_code == 200
 
     used = {name for name, _ in calls}

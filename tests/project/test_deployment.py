@@ -330,7 +330,8 @@ def test_deploy_guide_lists_every_toml_key_with_its_default(section: str, struct
     for field in msgspec.structs.fields(struct):
         rows = [line for line in DEPLOY.splitlines() if line.startswith("|") and f"`{field.name}`" in line]
         assert any(f"`{section}`" in row or f"`[{section}]`" in row for row in rows), (section, field.name)
-        assert any(f"`{field.default!r}`".replace("'", '"') in row for row in rows), (section, field.name)
+        default = field.default_factory() if field.default is msgspec.NODEFAULT else field.default
+        assert any(f"`{default!r}`".replace("'", '"') in row for row in rows), (section, field.name)
 
 
 def test_deploy_guide_lists_the_service_options() -> None:

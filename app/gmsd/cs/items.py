@@ -149,5 +149,6 @@ class ConversationItems(ContextServicesBase):
         self.check_service_id(service_id)
         item_id = self.item_id(item, kind[:-1])
         self.check_attached_key(key)
-        self.check(await self.store.set_attached(service_id, kind, item_id, key, value),
-                   service_id, f"{kind[:-1]} {item_id}")
+        self.check(await self.mutate(
+            service_id, None, lambda token: self.store.set_attached(service_id, kind, item_id, key, value, token)),
+            service_id, f"{kind[:-1]} {item_id}")

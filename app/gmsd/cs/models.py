@@ -74,6 +74,9 @@ class ServiceStartEvent(EventFields):
     contact_key: str | None = None
     service_type: Typed | None = None
     est_duration: Integer | None = None
+    # Seconds without an update after which the service is completed (MAINTENANCE.md §5.4):
+    # overrides `[context_services] auto_complete_after`; neither stored as attached data nor returned.
+    auto_complete_after: Annotated[int, Meta(gt=0, le=MAX_TTL_SECONDS)] | None = None
 
 
 # What the document says a start needs (associate reads the same Struct without that need).

@@ -20,7 +20,7 @@ from redis.commands.core import AsyncScript
 from gmsd.backend.batcher import CommandBatcher, hash_reply
 from gmsd.backend.scripts import ScriptSet
 from gmsd.cs.records import Conversation, Fields, Hash, ItemSpec, Reply, hash_of
-from gmsd.keys import cs_conversation, cs_index, cs_service_partition, cs_time_index
+from gmsd.keys import CS_TENANTS, cs_conversation, cs_index, cs_service_partition, cs_time_index
 from gmsd.timestamps import now_millis
 
 
@@ -46,6 +46,7 @@ class CsScripts(ScriptSet):
     index_link: AsyncScript
     index_drop: AsyncScript
     maintenance_purge: AsyncScript
+    auto_complete: AsyncScript
 
 
 def _counted(fields: Fields) -> list[Any]:
@@ -70,6 +71,7 @@ class CsStore:
         self.redis = pipeline
         self.scripts = CsScripts.register(pipeline.client)
         self.space = space  # the tenant's key prefix (`gmsd.keys.cs_space`); "" for the default tenant
+        self._registered: set[str] = set()  # tenants this process has recorded in CS_TENANTS (shared by copies)
 
     def in_space(self, space: str) -> CsStore:
         """This store on another tenant's keyspace (same client and scripts)."""
@@ -103,8 +105,15 @@ class CsStore:
 
     # --- services ----------------------------------------------------------------------------
 
+    async def _register_tenant(self) -> None:
+        """Record this store's tenant in CS_TENANTS once per process (the sweeper walks those)."""
+        if self.space and self.space not in self._registered:
+            await self.redis.execute("SADD", CS_TENANTS, self.space)
+            self._registered.add(self.space)
+
     async def start_service(self, service_id: str, partition: int, expire_at: int, customer_member: bytes,
                             match_member: bytes, t0: int, fields: Fields) -> None:
+        await self._register_tenant()
         svc = self._conversation(service_id, partition)[0]
         await self._eval(self.scripts.service_start, [svc, *self._index(partition)],
                          [now_millis(), expire_at, customer_member, match_member, t0, *_counted(fields)])
@@ -119,6 +128,7 @@ class CsStore:
                               service: tuple[int, bytes, bytes, int, Fields], prefix: bytes,
                               state: ItemSpec, task: ItemSpec | None, attach: bool) -> Reply:
         expire_at, customer_member, match_member, t0, fields = service
+        await self._register_tenant()
         keys = [*self._index(partition), *self._conversation(new_id, partition)]
         if candidate_id is not None:
             keys += self._conversation(candidate_id, partition)
@@ -129,8 +139,8 @@ class CsStore:
 
     async def composite_join(self, service_id: str, candidate: bytes, state: ItemSpec, task: ItemSpec | None,
                              attach: bool) -> Reply:
-        reply: Reply = await self._eval(self.scripts.composite_join, self._keys(service_id),
-                                        [candidate, *_items_args(state, task, attach)])
+        reply: Reply = await self._eval(self.scripts.composite_join, self._keys_and_index(service_id),
+                                        [now_millis(), candidate, *_items_args(state, task, attach)])
         return reply
 
     async def owner(self, service_id: str) -> tuple[bytes, bytes | None, bytes | None] | None:
@@ -159,7 +169,7 @@ class CsStore:
                         remote_partition: int | None, fields: Fields) -> Reply:
         partition = cs_service_partition(service_id)
         assert partition is not None
-        keys = [self._conversation(service_id, partition)[0], *self._index(partition)]
+        keys = [*self._conversation(service_id, partition), *self._index(partition)]
         args = [now_millis(), service_id, member_prefix, owner_part, customer_id,
                 "" if remote_partition is None else remote_partition, *_counted(fields)]
         reply: Reply = await self._eval(self.scripts.service_associate, keys, args)
@@ -188,12 +198,11 @@ class CsStore:
         return reply
 
     async def set_attached(self, service_id: str, kind: str | None, item_id: int | None, key: str,
-                           value: bytes) -> Reply:
+                           value: bytes, token: bytes = b"") -> Reply:
         """Set attached data `key` of the service (kind None), or of state/task `item_id`."""
-        svc, states, tasks = self._keys(service_id)
-        keys = [svc] if kind is None else [svc, states if kind == "states" else tasks]
         prefix = "" if item_id is None else f"{item_id}:"
-        reply: Reply = await self._eval(self.scripts.attached_set, keys, [prefix, key, value])
+        reply: Reply = await self._eval(self.scripts.attached_set, self._keys_and_index(service_id),
+                                        [now_millis(), token, kind or "", prefix, key, value])
         return reply
 
     # --- reads -------------------------------------------------------------------------------
@@ -260,6 +269,27 @@ class CsStore:
             keys += self._conversation(sid, partition)
         reply: Reply = await self._eval(self.scripts.maintenance_purge, keys,
                                         [now_millis(), state, 1 if anonymous else 0])
+        return reply
+
+    # --- auto-complete ---------------------------------------------------------------------------
+
+    async def tenants(self) -> list[str]:
+        """The key prefixes of the tenants that started services ("" the default tenant not included)."""
+        members: list[bytes] = await self.redis.execute("SMEMBERS", CS_TENANTS)
+        return sorted(m.decode() for m in members)
+
+    async def due(self, partitions: list[int], now: int, count: int) -> list[list[str]]:
+        """Per partition, up to `count` active services whose auto-complete deadline is past; one batch."""
+        futures = [self.redis.execute("ZRANGEBYSCORE", self._index(p)[4], "-inf", now, "LIMIT", 0, count)
+                   for p in partitions]
+        return [[m.decode() for m in found] for found in await asyncio.gather(*futures)]
+
+    async def complete_idle(self, partition: int, service_ids: list[str]) -> Reply:
+        """End those of `service_ids` still due, at their deadline; {completed, ip, mm, cm, expiry…}."""
+        keys: list[str] = list(self._index(partition))
+        for sid in service_ids:
+            keys += self._conversation(sid, partition)
+        reply: Reply = await self._eval(self.scripts.auto_complete, keys, [now_millis()])
         return reply
 
 
