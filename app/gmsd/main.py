@@ -123,7 +123,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         cs_store = CsStore(pipeline)
         app.state.cs = ContextServices(cs_store, settings.config)
         app.state.cs_items = ConversationItems(cs_store, settings.config)
-        app.state.cs_maintenance = Maintenance(cs_store)
+        app.state.cs_maintenance = Maintenance(cs_store, settings.config.context_services.export_dir)
         app.state.console = Inventory(ConsoleStore(pipeline), settings.config)
         lifecycle.delay_sigterm(settings.shutdown_delay)
         # Everything allocated so far lives as long as the process: keep the collector from

@@ -24,6 +24,7 @@ from typing import Protocol, TypeVar
 
 from msgspec import Raw
 
+from gmsd.cs.files import FORMATS, ExportFiles
 from gmsd.cs.records import Conversation, Reply, View, render_service
 from gmsd.errors import BadRequest
 from gmsd.keys import CS_PARTITIONS
@@ -216,12 +217,13 @@ class _Cursor:
 class Maintenance:
     """Purge and export of the services of one tenant's keyspace."""
 
-    def __init__(self, store: MaintenanceStore) -> None:
+    def __init__(self, store: MaintenanceStore, export_dir: str = "./export") -> None:
         self.store = store
+        self.export_dir = export_dir  # where exports to files go (`[context_services] export_dir`)
 
     def in_space(self, space: str) -> Maintenance:
         """The same operations on a tenant's keyspace."""
-        return Maintenance(self.store.in_space(space))
+        return Maintenance(self.store.in_space(space), self.export_dir)
 
     # --- purge -----------------------------------------------------------------------------------
 
@@ -262,7 +264,17 @@ class Maintenance:
 
     async def export(self, query: ExportQuery) -> AsyncIterator[list[Raw | str]]:
         """The exported services (ids, or rendered services with `content`), oldest event first, in
-        bounded batches. The first batch is read before this returns its iterator's first item."""
+        bounded batches."""
+        async for batch in self.selected(query):
+            if query.content:
+                yield [render_service(sid, found.service, found.states, found.tasks, EXPORT_VIEW)
+                       for sid, found in batch if found is not None]
+            else:
+                yield [sid for sid, _ in batch]
+
+    async def selected(self, query: ExportQuery) -> AsyncIterator[list[tuple[str, Conversation | None]]]:
+        """The services `query` selects, oldest matching event first, in bounded batches: with
+        `content` each with its conversation as read, else (id, None)."""
         kinds = {Events.ANY: (False, True), Events.STARTED: (False,), Events.COMPLETED: (True,)}[query.events]
         cursors = [_Cursor(p, ended, query.time_from) for p in range(CS_PARTITIONS) for ended in kinds]
         await self._fill(cursors, query, FIRST_PAGE)
@@ -291,13 +303,14 @@ class Maintenance:
         for cursor, page in zip([c for c in cursors if not c.done], pages, strict=True):
             cursor.take(page, count)
 
-    async def _resolve(self, batch: list[tuple[str, bool]], query: ExportQuery) -> list[Raw | str]:
+    async def _resolve(self, batch: list[tuple[str, bool]],
+                       query: ExportQuery) -> list[tuple[str, Conversation | None]]:
         sids = [sid for sid, _ in batch]
-        out: list[Raw | str] = []
+        out: list[tuple[str, Conversation | None]] = []
         if not query.content:
             for (sid, ended), times in zip(batch, await self.store.service_times(sids), strict=True):
                 if times is not None and query.keeps(ended, times):
-                    out.append(sid)
+                    out.append((sid, None))
             return out
         for (sid, ended), found in zip(batch, await self.store.read_many(sids, True, True), strict=True):
             if found is None:
@@ -305,5 +318,22 @@ class Maintenance:
             t1 = found.service.get(b"t1")
             times = (int(found.service[b"t0"]), None if t1 is None else int(t1))
             if query.keeps(ended, times):
-                out.append(render_service(sid, found.service, found.states, found.tasks, EXPORT_VIEW))
+                out.append((sid, found))
         return out
+
+    # --- export to files -------------------------------------------------------------------------
+
+    async def export_files(self, query: ExportQuery, form: str | None) -> list[str]:
+        """Write the services `query` selects to three files (services, states, tasks) in the export
+        directory, JSON Lines (`form` json, the default) or CSV; their bare names. Written to
+        temporary files, given their names once complete (`gmsd.cs.files`)."""
+        chosen = (form or "json").lower()
+        if chosen not in FORMATS:
+            raise BadRequest(f"`format` {(form or '')[:20]!r} must be json or csv")
+        files = ExportFiles(self.export_dir, chosen, now_millis())
+        with files.writing() as writers:
+            async for batch in self.selected(query):
+                for sid, found in batch:
+                    if found is not None:
+                        writers.add(sid, found)
+        return writers.names  # named once the block is over

@@ -27,6 +27,7 @@ from gmsd.cs.models import (
     CompositeStart,
     EndEvent,
     ExpirationUpdate,
+    FilesAnswer,
     OwnedServiceStartEvent,
     PurgeAnswer,
     PurgeRequest,
@@ -548,12 +549,29 @@ async def json_array(first: list[Any], rest: Any) -> Any:
     yield b"]" if opened else b"[]"
 
 
+@CS.operation("Export the services with an event in a time range to three files (services, states, tasks)",
+              params=(*EXPORT_PARAMS[:3], EXPORT_PARAMS[4],
+                      Param("format", "query", _any_case("json", "csv"), "`json` (JSON Lines, the default) or `csv`")),
+              answers={200: Answer("the names of the files written (services, states, tasks), without a "
+                                   "directory: they are in `[context_services] export_dir`", {JSON: FilesAnswer})},
+              errors=(400, 503),
+              description="The parameters of the stream export, in the query string; `filter_state` needs no "
+                          "`export_content` here (the files always hold whole services). Only the request's tenant.")
+async def export_files(request: Request) -> Response:
+    """POST /maintenance/services/files → 200 {"created": [services, states, tasks]}."""
+    params = _single(request.query_params)
+    query = ExportQuery.parse(params, files=True)
+    created = await maintenance(request).export_files(query, params.get("format"))
+    return json_response(FilesAnswer(created))
+
+
 # Concrete templates before templated ones: the first template a path fits is its resource.
 
 
 routes = [
     Resource(PREFIX + "/maintenance/purge", {"POST": purge}),
     Resource(PREFIX + "/maintenance/services/stream", {"GET": export_stream}),
+    Resource(PREFIX + "/maintenance/services/files", {"POST": export_files}),
     Resource(PREFIX + "/services/start", {"POST": start_service}),
     Resource(PREFIX + "/services_composite/start", {"POST": composite_start}),
     *which_routes("/services/anonymous/{contact_key}", anonymous_services),
