@@ -34,6 +34,7 @@ from gmsd.cs.items import ConversationItems
 from gmsd.cs.models import ServiceStartEvent, StateStartEvent, TaskStartEvent, decode_event
 from gmsd.cs.services import ContextServices
 from gmsd.cs.store import CsStore
+from gmsd.keys import CS_PARTITIONS, cs_time_index
 
 CS = "/genesys/1/cs"
 FILL_BATCH = 500
@@ -149,8 +150,17 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _completed_count(client: redis.Redis) -> int:
+    """Services in the end-time index, over every partition (what the sweeper completed)."""
+    pipe = client.pipeline(transaction=False)
+    for partition in range(CS_PARTITIONS):
+        pipe.zcard(cs_time_index(partition)[1])
+    return sum(pipe.execute())
+
+
 def _sweep_cost(options: argparse.Namespace) -> dict[str, Any]:
-    """Idle services completed by the sweeper of one gmsd: time and CPU per service."""
+    """Idle services completed by the sweeper of one gmsd: time and CPU per service; and what a
+    sweep costs when nothing is due."""
     count = options.sweep_services
     with tempfile.TemporaryDirectory(prefix="gmsd-sweep-") as tmp, ExitStack() as stack:
         work = Path(tmp)
@@ -160,23 +170,28 @@ def _sweep_cost(options: argparse.Namespace) -> dict[str, Any]:
         config = work / "sweep.toml"
         config.write_text(SWEEP_CONFIG)
         redis_pid = int(client.info("server")["process_id"])
-        base, pid = _gmsd_with(url, config, work, stack)
+        _, pid = _gmsd_with(url, config, work, stack)
         fill(url, count, config_text=SWEEP_CONFIG, start="2026-01-15T10:00:00.000Z")
         cpu_before, redis_before = bench.cpu_seconds(pid), bench.cpu_seconds(redis_pid)
         started = time.perf_counter()
-        query = {"time_from": "2026-01-01T00:00:00Z", "filter_events": "completed"}
         deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            completed = httpx.get(f"{base}{CS}/maintenance/services/stream", params=query, timeout=600).json()
-            if len(completed) >= count:
-                break
-            time.sleep(0.2)
+        completed = 0
+        while time.monotonic() < deadline and completed < count:
+            time.sleep(0.5)
+            completed = _completed_count(client)
         seconds = time.perf_counter() - started
         gmsd_cpu = bench.cpu_seconds(pid) - cpu_before
         redis_cpu = bench.cpu_seconds(redis_pid) - redis_before
-        return {"idle_services": count, "completed": len(completed), "seconds": round(seconds, 2),
+        # nothing due: what the sweeps themselves cost (one every interval)
+        idle_before, idle_redis = bench.cpu_seconds(pid), bench.cpu_seconds(redis_pid)
+        quiet = 5.0
+        time.sleep(quiet)
+        sweeps = quiet / 0.2
+        return {"idle_services": count, "completed": completed, "seconds": round(seconds, 2),
                 "gmsd_cpu_us_per_service": round(gmsd_cpu * 1e6 / count, 1),
-                "redis_cpu_us_per_service": round(redis_cpu * 1e6 / count, 1)}
+                "redis_cpu_us_per_service": round(redis_cpu * 1e6 / count, 1),
+                "gmsd_cpu_ms_per_empty_sweep": round((bench.cpu_seconds(pid) - idle_before) * 1e3 / sweeps, 2),
+                "redis_cpu_ms_per_empty_sweep": round((bench.cpu_seconds(redis_pid) - idle_redis) * 1e3 / sweeps, 2)}
 
 
 def _gmsd_with(url: str, config: Path, work: Path, stack: ExitStack) -> tuple[str, int]:
@@ -207,5 +222,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(
             f"- Auto-complete of {sweep['completed']:,} idle services by one gmsd's sweeper: {sweep['seconds']} s "
             f"after they were created; **{sweep['gmsd_cpu_us_per_service']} µs gmsd CPU and "
-            f"{sweep['redis_cpu_us_per_service']} µs Redis CPU per idle service**")
+            f"{sweep['redis_cpu_us_per_service']} µs Redis CPU per idle service** (the sweeps of that time "
+            f"included); a sweep with nothing due (1,024 partitions): {sweep['gmsd_cpu_ms_per_empty_sweep']} ms gmsd "
+            f"CPU, {sweep['redis_cpu_ms_per_empty_sweep']} ms Redis CPU")
     return "\n".join(lines)
