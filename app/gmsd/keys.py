@@ -143,9 +143,9 @@ def cs_index(partition: int, space: str = "") -> tuple[str, str]:
     return tag + "ix", tag + "ixexp"
 
 
-# The tenants that ever started a service (their `cs_space` prefixes): what the auto-complete
-# sweeper walks besides the default tenant. A key of its own slot, bounded by the number of tenants.
-CS_TENANTS = "cs:tenants"
+# The tenants that started services (their `cs_space` prefixes): what the auto-complete sweeper
+# walks besides the default tenant. A key of its own slot; it expires 30 days after its last addition.
+CS_TENANTS = "cs-tenants"  # outside `cs:*`: every key there carries a partition tag
 
 
 def cs_time_index(partition: int, space: str = "") -> tuple[str, str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,11 @@ from gmsd.backend.scripts import ScriptSet
 from gmsd.cs.records import Conversation, Fields, Hash, ItemSpec, Reply, hash_of
 from gmsd.keys import CS_TENANTS, cs_conversation, cs_index, cs_service_partition, cs_time_index
 from gmsd.timestamps import now_millis
+
+# The tenants' set (CS_TENANTS) is refreshed by each process once a day per tenant it starts services
+# in, and lives 30 days after the last refresh: a tenant that started nothing for 30 days leaves it.
+TENANTS_REFRESH_S = 86_400
+TENANTS_TTL_S = 30 * 86_400
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,8 @@ class CsStore:
         self.redis = pipeline
         self.scripts = CsScripts.register(pipeline.client)
         self.space = space  # the tenant's key prefix (`gmsd.keys.cs_space`); "" for the default tenant
-        self._registered: set[str] = set()  # tenants this process has recorded in CS_TENANTS (shared by copies)
+        # when this process last recorded each tenant in CS_TENANTS (monotonic s; shared by copies)
+        self._registered: dict[str, float] = {}
 
     def in_space(self, space: str) -> CsStore:
         """This store on another tenant's keyspace (same client and scripts)."""
@@ -106,10 +113,16 @@ class CsStore:
     # --- services ----------------------------------------------------------------------------
 
     async def _register_tenant(self) -> None:
-        """Record this store's tenant in CS_TENANTS once per process (the sweeper walks those)."""
-        if self.space and self.space not in self._registered:
-            await self.redis.execute("SADD", CS_TENANTS, self.space)
-            self._registered.add(self.space)
+        """Record this store's tenant in CS_TENANTS (the sweeper walks those) at most once a day per
+        process; the set lives `TENANTS_TTL_S` after the last one."""
+        if not self.space:
+            return
+        last = self._registered.get(self.space)
+        if last is not None and time.monotonic() - last < TENANTS_REFRESH_S:
+            return
+        self._registered[self.space] = time.monotonic()
+        await asyncio.gather(self.redis.execute("SADD", CS_TENANTS, self.space),
+                             self.redis.execute("EXPIRE", CS_TENANTS, TENANTS_TTL_S))
 
     async def start_service(self, service_id: str, partition: int, expire_at: int, customer_member: bytes,
                             match_member: bytes, t0: int, fields: Fields) -> None:
