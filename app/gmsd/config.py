@@ -7,7 +7,8 @@ Layout (every section optional; see docs/deploy.md for the reference):
                         max_concurrent_requests, large_value_bytes, large_reads, large_read_wait
     [redis]             timeout (seconds, connect and command)
     [orchestration]     timeout (seconds for calls to ors services)
-    [context_services]  default_ttl (GMS units: 30s, 10m, 12h, 7d, 2w, 6M, 5y)
+    [context_services]  default_ttl (GMS units: 30s, 10m, 12h, 7d, 2w, 6M, 5y), expiration_by_service_type,
+                        auto_complete_enabled, auto_complete_after, auto_complete_sweep_interval, export_dir
     [auth]              file (credentials, see `gmsd.web.auth`), metrics ("open" or "protected")
     [cors]              allowed_origins, allowed_headers, allowed_methods, allow_credentials, max_age
     [services.<name>]   _type, _service, _ttl, and parameters that override request ones
@@ -131,21 +132,54 @@ class OrchestrationOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=Tr
             raise ValueError("`timeout` must be positive")
 
 
-class ContextServicesOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Context Services settings."""
+# A conversation period in the configuration: GMS units only, `<integer><unit>` (MAINTENANCE.md §5.5).
+_PERIOD = re.compile("^[0-9]+[smhdwMy]$")
 
+
+def parse_period(text: str, name: str) -> int:
+    """Seconds of a configured period such as `7d`; ValueError naming `name` otherwise."""
+    if not isinstance(text, str) or _PERIOD.match(text) is None:
+        raise ValueError(f"`{name}`: {text!r} is not of the form <integer><unit> (s, m, h, d, w, M, y), e.g. 7d")
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"`{name}`: {exc}") from None
+
+
+class ContextServicesOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Context Services settings (docs/api/context-services-maintenance.md)."""
+
+    # How long a conversation lives after its last start or update (sliding), in GMS units.
     default_ttl: str = "7d"
+    # The same per service type (the type as text): `[context_services.expiration_by_service_type]`.
+    expiration_by_service_type: dict[str, str] = {}
+    # Auto-complete of idle services (GMS `cview/auto-complete-enabled`, `cview/auto-complete-after`).
+    auto_complete_enabled: bool = False
+    auto_complete_after: int | None = None  # seconds after the last update; none: only per service
+    auto_complete_sweep_interval: float = 5.0  # seconds between two sweeps of a process
+    # Where POST /maintenance/services/files writes (created if missing).
+    export_dir: str = "./export"
 
     def __post_init__(self) -> None:
-        try:
-            parse_duration(self.default_ttl)
-        except ValueError as exc:
-            raise ValueError(f"`default_ttl`: {exc}") from None
+        parse_period(self.default_ttl, "default_ttl")
+        for kind, period in self.expiration_by_service_type.items():
+            parse_period(period, f"expiration_by_service_type.{kind}")
+        if self.auto_complete_after is not None and not 0 < self.auto_complete_after <= MAX_TTL_SECONDS:
+            raise ValueError("`auto_complete_after` must be a positive number of seconds")
+        if not 0 < self.auto_complete_sweep_interval < math.inf:
+            raise ValueError("`auto_complete_sweep_interval` must be positive")
+        if not self.export_dir:
+            raise ValueError("`export_dir` must name a directory")
 
     @property
     def default_ttl_seconds(self) -> int:
         """The default conversation lifetime in seconds."""
         return parse_duration(self.default_ttl)
+
+    def period_seconds(self, service_type: str | None) -> int:
+        """How long a conversation of `service_type` lives after its last start or update."""
+        chosen = self.expiration_by_service_type.get(service_type) if service_type is not None else None
+        return parse_duration(chosen if chosen is not None else self.default_ttl)
 
 
 class AuthOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

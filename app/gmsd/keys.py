@@ -143,6 +143,19 @@ def cs_index(partition: int, space: str = "") -> tuple[str, str]:
     return tag + "ix", tag + "ixexp"
 
 
+# The tenants that started services (their `cs_space` prefixes): what the auto-complete sweeper
+# walks besides the default tenant. A key of its own slot; it expires 30 days after its last addition.
+CS_TENANTS = "cs-tenants"  # outside `cs:*`: every key there carries a partition tag
+
+
+def cs_time_index(partition: int, space: str = "") -> tuple[str, str, str]:
+    """The time index of one partition: service ids by start ms, by end ms, and the active ones by
+    auto-complete deadline ms (`ts`, `te`, `tu`). Their entries are trimmed with the conversation
+    they point to (member `t\\0<service id>` of `ixexp`, scored by its expiry)."""
+    tag = _cs_tag(partition, space)
+    return tag + "ts", tag + "te", tag + "tu"
+
+
 # Index members: `<kind>\0<escaped owner text>\0…\0<service id>#<association generation>`.
 # Kinds: `c` services of a customer, `a` anonymous services of a contact key, `m` the active
 # services that composite start matches on (customer, contact key, service type).

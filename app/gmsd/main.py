@@ -27,8 +27,10 @@ from gmsd.console.inventory import Inventory
 from gmsd.console.store import ConsoleStore
 from gmsd.cs import routes as cs_routes
 from gmsd.cs.items import ConversationItems
+from gmsd.cs.maintenance import Maintenance
 from gmsd.cs.services import ContextServices
 from gmsd.cs.store import CsStore
+from gmsd.cs.sweeper import AutoCompleteSweeper
 from gmsd.errors import GmsdError, StorageUnavailable
 from gmsd.gms import routes as gms_routes
 from gmsd.gms.access_numbers import AccessNumbers
@@ -128,6 +130,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         cs_store = CsStore(pipeline)
         app.state.cs = ContextServices(cs_store, settings.config)
         app.state.cs_items = ConversationItems(cs_store, settings.config)
+        app.state.cs_maintenance = Maintenance(cs_store, settings.config.context_services.export_dir)
         app.state.console = Inventory(ConsoleStore(pipeline), settings.config)
         lifecycle.delay_sigterm(settings.shutdown_delay)
         # Everything allocated so far lives as long as the process: keep the collector from
@@ -135,10 +138,16 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         gc.collect()
         gc.freeze()
         flusher = asyncio.ensure_future(metrics.flush_periodically())
+        background = [flusher]
+        options = settings.config.context_services
+        if options.auto_complete_enabled:  # every worker sweeps: completion is atomic per service
+            app.state.cs_sweeper = AutoCompleteSweeper(cs_store, options.auto_complete_sweep_interval)
+            background.append(asyncio.ensure_future(app.state.cs_sweeper.run()))
         try:
             yield
         finally:
-            flusher.cancel()
+            for task in background:
+                task.cancel()
             await orchestrator.close()
             await pipeline.aclose()
             await large_values.aclose()

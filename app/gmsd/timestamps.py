@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -34,15 +35,32 @@ def format_timestamp(millis: EpochMillis) -> str:
     return f"{_second(seconds)}.{ms:03d}Z"
 
 
+# Unpadded fields, as Java's lenient date formats write them (`2016-3-7T4:5:6.634Z`; API.md §0):
+# each is padded before the ISO parse. The year keeps its four digits.
+_UNPADDED = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})([Tt ])([0-9]{1,2}):([0-9]{1,2})"
+                       r"(?::([0-9]{1,2}))?(\.[0-9]{1,9})?(.*)", re.ASCII)
+
+
+def _padded(text: str) -> str:
+    match = _UNPADDED.fullmatch(text)
+    if match is None:
+        return text
+    year, month, day, sep, hour, minute, second, fraction, zone = match.groups()
+    fields = (month, day, hour, minute, second or "0")
+    month, day, hour, minute, second = (part.zfill(2) for part in fields)
+    return f"{year}-{month}-{day}{sep}{hour}:{minute}:{second}{fraction or ''}{zone}"
+
+
 def parse_timestamp(text: str) -> EpochMillis:
-    """Epoch milliseconds of an ISO 8601 timestamp (`Z`, an offset, or none = UTC).
+    """Epoch milliseconds of an ISO 8601 timestamp (`Z`, an offset, or none = UTC); fields may
+    be unpadded (`2016-3-7T4:5:6.634Z`).
 
     Raises ValueError for anything else, and for an instant whose UTC year is not 1 to 9999
     (`9999-12-31T23:59:59-23:59` is in the year 10000).
     """
     if not isinstance(text, str) or not text or len(text) > 40:
         raise ValueError(f"{text!r} is not an ISO 8601 timestamp")
-    value = datetime.fromisoformat(text.replace("z", "Z"))
+    value = datetime.fromisoformat(_padded(text.replace("z", "Z")))
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     millis = round(value.timestamp() * 1000)

@@ -1,16 +1,17 @@
 -- One element of a composite start whose match entries are in this partition: find the active
 -- service of (customer, contact key, service type) or create it, then find or create its state
 -- and task. Atomic, so any number of identical requests racing create exactly one of each.
--- KEYS[1] ix   KEYS[2] ixexp
--- KEYS[3..5]  svc, states, tasks of the new service (used when nothing matches)
--- KEYS[6..8]  svc, states, tasks of the candidate the caller read from the index (optional)
+-- KEYS[1] ix   KEYS[2] ixexp   KEYS[3..5] ts, te, tu
+-- KEYS[6..8]  svc, states, tasks of the new service (used when nothing matches)
+-- KEYS[9..11] svc, states, tasks of the candidate the caller read from the index (optional)
 -- ARGV now, match prefix, candidate member ('' if none),
 --      new service: expiry, cm, mm, t0, n + n field/value pairs,
 --      then the state and task part read by find_or_start_items (lua/cs/lib.lua)
 -- Returns {'retry'} if another match entry appeared since the caller read the index, else
 --         {'ok', service created 0/1, state id, created 0/1[, task id, created 0/1]}
---         (service created 1: the new service of KEYS[3]; 0: the candidate).
+--         (service created 1: the new service of KEYS[6]; 0: the candidate).
 local ix, ixexp = KEYS[1], KEYS[2]
+time_index(KEYS[3], KEYS[4], KEYS[5])
 local now, prefix, candidate = arg(), arg(), arg()
 local exp, cm, mm, t0 = arg(), arg(), arg(), arg()
 local fields = arg_pairs()
@@ -18,8 +19,8 @@ index_trim(ix, ixexp, now)
 local svc, states, tasks
 local created = 0
 if candidate ~= '' then
-  if redis.call('HGET', KEYS[6], 'mm') == candidate then
-    svc, states, tasks = KEYS[6], KEYS[7], KEYS[8]
+  if redis.call('HGET', KEYS[9], 'mm') == candidate then
+    svc, states, tasks = KEYS[9], KEYS[10], KEYS[11]
   else
     index_drop(ix, ixexp, candidate)  -- ended, deleted, expired or moved: never valid again
   end
@@ -27,9 +28,10 @@ end
 if not svc then
   local other = redis.call('ZRANGEBYLEX', ix, '[' .. prefix, '[' .. prefix .. '\255', 'LIMIT', 0, 1)
   if #other > 0 then return {'retry'} end
-  svc, states, tasks = KEYS[3], KEYS[4], KEYS[5]
-  start_service(svc, ix, ixexp, exp, cm, mm, t0, fields)
+  svc, states, tasks = KEYS[6], KEYS[7], KEYS[8]
+  start_service(svc, ix, ixexp, now, exp, cm, mm, t0, fields)
   created = 1
 end
 local items = find_or_start_items(svc, states, tasks)
+if created == 0 then touch(svc, states, tasks, ix, ixexp, now, '', wanted_expiry(svc, now, '')) end
 return {'ok', created, unpack(items)}

@@ -1,10 +1,12 @@
 -- The members of the index under a prefix (a customer's or a contact key's services), without
 -- the expired ones, which are dropped on the way, as are the expired entries under a second
--- prefix (the same owner's match entries) and a batch of any other expired entries.
--- KEYS[1] ix   KEYS[2] ixexp
+-- prefix (the same owner's match entries) and a batch of any other expired entries; the time
+-- entries of the expired conversations go with them.
+-- KEYS[1] ix   KEYS[2] ixexp   KEYS[3..5] ts, te, tu
 -- ARGV now, prefix, second prefix to trim ('' none)
 -- Returns the live members under the prefix, in member order.
 local ix, ixexp = KEYS[1], KEYS[2]
+time_index(KEYS[3], KEYS[4], KEYS[5])
 local now, prefix, also = arg(), arg(), arg()
 index_trim(ix, ixexp, now)
 local limit = tonumber(now)
@@ -21,10 +23,7 @@ local function live_members(under)
       else dead[#dead + 1] = member end
     end
   end
-  if #dead > 0 then
-    chunked('ZREM', ix, dead)
-    chunked('ZREM', ixexp, dead)
-  end
+  drop_expired(ix, ixexp, dead)
   return live
 end
 

@@ -4,11 +4,19 @@
 -- Layout (all keys of one script share the hash tag {cs:<p>}; see docs/keys.md):
 -- * svc     service hash: t0, t1 (start/end ms), exp (expiry ms), seq (last state/task id),
 --           type, tk, est, cust, ck, mk, cm, mm, ip, gen, s:<event field>, e:<end field>,
+--           sl (sliding period ms), xp (an explicit expiry was given), lu (last update ms),
+--           ac (auto-complete period ms, when auto-complete applies to it),
 --           a:<attached data key>; values of typed fields are JSON text as the client sent it.
 -- * states, tasks  `<id>:<field>` (t0, t1, type, tk, est, prev, state, s:*, e:*, a:*) per
 --           state or task, and `active` = " 3 7 " (the ids still active).
 -- * ix      the partition's index: members `<kind>\0<owner…>\0<service id>#<gen>`, score 0.
--- * ixexp   the same members scored by the expiry (ms) of the conversation they point to.
+-- * ixexp   the same members scored by the expiry (ms) of the conversation they point to, and
+--           one member `t\0<service id>` per conversation of the partition (its time entries).
+-- * ts, te  the partition's time index: service ids scored by start / end time (ms), so that
+--           "services with an event in [from, to]" is a range read (export, purge).
+-- * tu      active service ids scored by their auto-complete deadline (ms), for the sweeper.
+--           A script that takes ix and ixexp takes ts, te and tu right after them, and names
+--           them with time_index() before it calls the index functions below.
 -- An index member is valid only while the service hash holds exactly that member in `cm` or
 -- `mm`; readers skip and drop entries that fail this, and expired ones are trimmed by score.
 
@@ -45,14 +53,52 @@ local function hset_pairs(key, prefix, list)
   chunked('HSET', key, batch)
 end
 
-local TRIM_BATCH = 256
--- Remove (up to a batch of) index entries whose conversation has expired.
-local function index_trim(ix, ixexp, now)
-  local dead = redis.call('ZRANGEBYSCORE', ixexp, '-inf', '(' .. now, 'LIMIT', 0, TRIM_BATCH)
-  if #dead > 0 then
-    chunked('ZREM', ix, dead)
-    chunked('ZREM', ixexp, dead)
+-- The time index keys of the partition the script works in: {ts, te, tu} (set by time_index).
+local TIME = {}
+local function time_index(ts, te, tu)
+  TIME = {ts, te, tu}
+end
+
+-- The service id in a service hash's key name (`…svc:<id>`; ids hold no `:`).
+local function sid_of(svc)
+  return string.match(svc, 'svc:([^:]*)$')
+end
+
+-- The ixexp member that stands for a conversation's time entries.
+local function time_member(sid)
+  return 't\0' .. sid
+end
+
+-- Forget a conversation's time entries (ts, te, tu; the caller drops its time member).
+local function time_forget(sid)
+  for _, key in ipairs(TIME) do redis.call('ZREM', key, sid) end
+end
+
+-- Drop index entries whose conversation has expired, with the time entries of that conversation
+-- (its time member and its ts/te/tu entries; when they are in another partition there is
+-- nothing to remove here, and its own partition trims them by their score).
+local function drop_expired(ix, ixexp, dead)
+  if #dead == 0 then return end
+  chunked('ZREM', ix, dead)
+  chunked('ZREM', ixexp, dead)
+  local times = {}
+  for _, member in ipairs(dead) do
+    local sid
+    if string.sub(member, 1, 2) == 't\0' then
+      sid = string.sub(member, 3)
+    else
+      sid = string.match(member, '%z([^%z#]*)#[0-9]+$')  -- Lua 5.1 patterns spell NUL %z
+      if sid then times[#times + 1] = time_member(sid) end
+    end
+    if sid then time_forget(sid) end
   end
+  if #times > 0 then chunked('ZREM', ixexp, times) end
+end
+
+local TRIM_BATCH = 256
+-- Remove (up to a batch of) index entries whose conversation has expired, time entries included.
+local function index_trim(ix, ixexp, now)
+  drop_expired(ix, ixexp, redis.call('ZRANGEBYSCORE', ixexp, '-inf', '(' .. now, 'LIMIT', 0, TRIM_BATCH))
 end
 
 -- The index keys live as long as their longest-lived entry.
@@ -62,6 +108,7 @@ local function index_expire(ix, ixexp)
     local at = string.format('%d', tonumber(top[2]))
     redis.call('PEXPIREAT', ix, at)
     redis.call('PEXPIREAT', ixexp, at)
+    for _, key in ipairs(TIME) do redis.call('PEXPIREAT', key, at) end
   end
 end
 
@@ -75,13 +122,36 @@ local function index_drop(ix, ixexp, member)
   redis.call('ZREM', ixexp, member)
 end
 
+-- Delete a conversation with its index entries in this partition and its time entries.
+-- Returns ip, cm, mm: the entries the caller drops in partition ip when it is not ''.
+local function delete_conversation(svc, states, tasks, ix, ixexp)
+  local ip = redis.call('HGET', svc, 'ip') or ''
+  local cm = redis.call('HGET', svc, 'cm') or ''
+  local mm = redis.call('HGET', svc, 'mm') or ''
+  if ip == '' then
+    if cm ~= '' then index_drop(ix, ixexp, cm) end
+    if mm ~= '' then index_drop(ix, ixexp, mm) end
+  end
+  local sid = sid_of(svc)
+  time_forget(sid)
+  redis.call('ZREM', ixexp, time_member(sid))
+  redis.call('DEL', svc, states, tasks)
+  return ip, cm, mm
+end
+
 -- Create a service: its hash and its index entries (customer or anonymous, and match).
-local function start_service(svc, ix, ixexp, exp, cm, mm, t0, fields)
+local function start_service(svc, ix, ixexp, now, exp, cm, mm, t0, fields)
   redis.call('HSET', svc, 't0', t0, 'exp', exp, 'seq', 0, 'gen', 0, 'cm', cm, 'mm', mm)
   hset_pairs(svc, '', fields)
   redis.call('PEXPIREAT', svc, exp)
   index_put(ix, ixexp, cm, exp)
   index_put(ix, ixexp, mm, exp)
+  local sid = sid_of(svc)
+  redis.call('ZADD', TIME[1], t0, sid)
+  redis.call('ZADD', ixexp, exp, time_member(sid))
+  redis.call('HSET', svc, 'lu', now)
+  local period = redis.call('HGET', svc, 'ac')  -- auto-complete applies to it: its first deadline
+  if period then redis.call('ZADD', TIME[3], tonumber(now) + tonumber(period), sid) end
   index_expire(ix, ixexp)
 end
 
@@ -97,8 +167,9 @@ local function set_expiry(svc, states, tasks, ix, ixexp, exp)
       local member = redis.call('HGET', svc, field)
       if member then redis.call('ZADD', ixexp, 'XX', exp, member) end
     end
-    index_expire(ix, ixexp)
   end
+  redis.call('ZADD', ixexp, 'XX', exp, time_member(sid_of(svc)))
+  index_expire(ix, ixexp)
 end
 
 -- True when a new expiry must not be applied yet: the service's index entries are in another
@@ -106,6 +177,32 @@ end
 -- caller read before raising them; '' if it did not). The caller then raises and tries again.
 local function remote_not_raised(svc, exp, token)
   return exp ~= '' and redis.call('HEXISTS', svc, 'ip') == 1 and redis.call('HGET', svc, 'cm') ~= token
+end
+
+-- The expiry a write gives the conversation (MAINTENANCE.md §5.5): an explicit one (`exp`, from
+-- `ttl`/`expiration_time`) as given; else, unless an explicit one was given before (`xp`), now
+-- plus the conversation's sliding period (`sl`, ms); '' when it keeps its expiry.
+local function wanted_expiry(svc, now, exp)
+  if exp ~= '' then return exp end
+  local period = redis.call('HGET', svc, 'sl')
+  if period and redis.call('HEXISTS', svc, 'xp') == 0 then
+    return string.format('%d', tonumber(now) + tonumber(period))
+  end
+  return ''
+end
+
+-- A write to the conversation (an "update", MAINTENANCE.md §5.4 and §5.5): the time of the last
+-- update, the auto-complete deadline of an active service (`ac`: its period, ms, when
+-- auto-complete applies to it), and the expiry `want` (wanted_expiry); `exp` ~= '': explicit,
+-- it stays until another explicit one.
+local function touch(svc, states, tasks, ix, ixexp, now, exp, want)
+  redis.call('HSET', svc, 'lu', now)
+  local period = redis.call('HGET', svc, 'ac')
+  if period and redis.call('HEXISTS', svc, 't1') == 0 then
+    redis.call('ZADD', TIME[3], tonumber(now) + tonumber(period), sid_of(svc))
+  end
+  if exp ~= '' then redis.call('HSET', svc, 'xp', 1) end
+  if want ~= '' then set_expiry(svc, states, tasks, ix, ixexp, want) end
 end
 
 local function active_ids(items)

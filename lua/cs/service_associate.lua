@@ -3,13 +3,14 @@
 -- When the customer's index is in another partition (ip ~= ''), the caller adds the new entries
 -- there afterwards (cs_index_link) and drops the old remote ones (cs_index_drop). A crash in
 -- between leaves entries that readers skip: a member is valid only while the service holds it.
--- KEYS[1] svc   KEYS[2] ix   KEYS[3] ixexp
+-- KEYS[1] svc   KEYS[2] states   KEYS[3] tasks   KEYS[4] ix   KEYS[5] ixexp   KEYS[6..8] ts, te, tu
 -- ARGV now, service id, customer member prefix (c\0<customer>\0), customer part of match
 --      members (c<customer>), customer id, ip (the customer's partition, '' if this one),
 --      n + n field/value pairs (s:* start event fields, a:* attached data)
 -- Returns {'nf'}, or {'ok', expiry, ip, cm, mm, old ip, old cm, old mm}: the service's
 -- members now ('' if none) and, if the owner changed, the ones it held before.
-local svc, ix, ixexp = KEYS[1], KEYS[2], KEYS[3]
+local svc, states, tasks, ix, ixexp = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+time_index(KEYS[6], KEYS[7], KEYS[8])
 local now, sid, prefix, owner, customer, ip = arg(), arg(), arg(), arg(), arg(), arg()
 local fields = arg_pairs()
 index_trim(ix, ixexp, now)
@@ -43,5 +44,8 @@ if string.sub(cm, 1, #prefix) ~= prefix then
   end
 end
 hset_pairs(svc, '', fields)
+-- an update: the expiry slides (entries in another partition: the caller links them with it)
+touch(svc, states, tasks, ix, ixexp, now, '', wanted_expiry(svc, now, ''))
+exp = redis.call('HGET', svc, 'exp')
 return {'ok', exp, redis.call('HGET', svc, 'ip') or '', cm, redis.call('HGET', svc, 'mm') or '',
         old_ip, old_cm, old_mm}

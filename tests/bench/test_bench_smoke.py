@@ -92,3 +92,21 @@ def test_bench_runs_on_a_local_cluster(tmp_path: Path) -> None:
     for scenario in report["scenarios"]:
         assert scenario["gmsd"]["requests"] > 0 and scenario["gmsd"]["non2xx"] == 0
         assert scenario["webdis"] is None
+
+
+def test_bench_maintenance_reports_export_purge_and_sweep_figures(tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server missing: .ci/run installs it")
+        pytest.skip("redis-server not installed")
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "gmsd.cli", "bench", "--maintenance", "--maintenance-services", "300",
+         "--sweep-services", "50", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.with_name("maintenance.json").read_text())
+    assert figures["export_content"]["services"] == 300 and figures["export_content"]["chunked"]
+    assert figures["purge"]["purged"] == 300 and figures["purge"]["redis_keys_left"] == 0
+    assert figures["sweep"]["completed"] == 50
+    assert "per 10,000 services" in result.stdout and "per idle service" in result.stdout

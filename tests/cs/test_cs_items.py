@@ -123,8 +123,8 @@ def test_task_start_get_end_and_state_link(client: TestClient, sid: str) -> None
     assert get(client, f"/services/{sid}/tasks/{task}")["disposition"] == 1
     assert_error(client.post(f"{CS}/services/{sid}/tasks/{task}/end", json={}), 409, "StateException")
     assert_error(client.post(f"{CS}/services/{sid}/tasks/start", json={"state_id": 42}), 400, "NotFoundException")
-    assert_error(client.post(f"{CS}/services/{sid}/tasks/start", json={"state_id": "1"}), 400,
-                 "InvalidParameterException")
+    assert_error(client.post(f"{CS}/services/{sid}/tasks/start", json={"state_id": "x1"}), 400,
+                 "InvalidParameterException")  # a digit string is an id (API.md §0); other text is not
     assert_error(client.get(f"{CS}/services/{sid}/tasks/55"), 400, "NotFoundException")
     assert_error(client.post(f"{CS}/services/{sid}/tasks/55/end", json={}), 400, "NotFoundException")
 

@@ -14,6 +14,7 @@ from redis.crc import key_slot
 from starlette.testclient import TestClient
 
 from gmsd.cs.store import CsScripts, CsStore
+from gmsd.cs.sweeper import AutoCompleteSweeper
 from gmsd.keys import (
     cs_conversation,
     cs_index,
@@ -22,6 +23,7 @@ from gmsd.keys import (
     cs_partition,
     cs_service_partition,
     cs_space,
+    cs_time_index,
 )
 from tests.conftest import Backend
 from tests.support.cs_support import CS, get, owner_not_in, post_ok, start_service, start_state, start_task
@@ -108,6 +110,16 @@ def test_every_script_call_stays_in_one_slot(client: TestClient, backend: Backen
     assert len(live) >= 10 and all(backend.sync.pttl(key) > 0 for key in live)  # nothing is kept forever
     post_ok(client, f"/services/{anonymous}/end", {})
     assert client.delete(f"{CS}/services/{anonymous}").status_code == 200
+    # maintenance: an export reads the time index, a purge deletes partition by partition
+    assert sid in client.get(f"{CS}/maintenance/services/stream", params={"time_from": "2000-01-01T00:00:00Z"}).json()
+    purged = client.post(f"{CS}/maintenance/purge", json={"limit": "2100-01-01T00:00:00Z",
+                                                          "operation": "purge.service.completed"})
+    assert purged.json() == {"purged": 0}  # what is left is active: all kept
+    # auto-complete: the sweeper completes a service that is due (made due here by hand)
+    backend.sync.zadd(cs_time_index(cs_partition(evil), space)[2], {sid: 1})
+    sweeper = AutoCompleteSweeper(client.app.state.cs.store, 1)  # type: ignore[attr-defined]
+    assert client.portal.call(sweeper.sweep) == 1  # type: ignore[union-attr]
+    assert "completed" in get(client, f"/services/{sid}")
     assert client.delete(f"{CS}/services/{sid}").status_code == 200
 
     used = {name for name, _ in calls}

@@ -17,6 +17,7 @@ from gmsd.keys import (
     cs_index,
     cs_partition,
     cs_service_partition,
+    cs_time_index,
 )
 from tests.conftest import Backend
 from tests.support.cs_support import (
@@ -59,23 +60,23 @@ def query(client: TestClient, path: str = "", **params: Any) -> list[str]:
     return ids(get(client, f"/customers/{CUSTOMER}/services{path}", **params))
 
 
-def test_all_active_completed_newest_first(client: TestClient, history: dict[str, str]) -> None:
+def test_all_active_completed_oldest_first(client: TestClient, history: dict[str, str]) -> None:
     h = history
-    assert query(client) == [h["new_done"], h["new_active"], h["mid_done"], h["old_active"], h["old_done"]]
-    assert query(client, "/active") == [h["new_active"], h["old_active"]]
-    assert query(client, "/completed") == [h["new_done"], h["mid_done"], h["old_done"]]
+    assert query(client) == [h["old_done"], h["old_active"], h["mid_done"], h["new_active"], h["new_done"]]
+    assert query(client, "/active") == [h["old_active"], h["new_active"]]
+    assert query(client, "/completed") == [h["old_done"], h["mid_done"], h["new_done"]]
 
 
 def test_each_filter_alone(client: TestClient, history: dict[str, str]) -> None:
     h = history
-    assert query(client, started_from="2026-01-03T10:00:00Z") == [h["new_done"], h["new_active"], h["mid_done"]]
-    assert query(client, started_to="2026-01-03T10:00:00Z") == [h["old_active"], h["old_done"]]
-    assert query(client, completed_from="2026-01-08T12:00:00Z") == [h["new_done"], h["mid_done"]]
+    assert query(client, started_from="2026-01-03T10:00:00Z") == [h["mid_done"], h["new_active"], h["new_done"]]
+    assert query(client, started_to="2026-01-03T10:00:00Z") == [h["old_done"], h["old_active"]]
+    assert query(client, completed_from="2026-01-08T12:00:00Z") == [h["mid_done"], h["new_done"]]
     assert query(client, completed_to="2026-01-08T12:00:00Z") == [h["old_done"]]
-    assert query(client, service_types="billing") == [h["mid_done"], h["old_done"]]
-    assert query(client, service_types="7,sales") == [h["new_done"], h["new_active"], h["old_active"]]
-    assert query(client, channel="chat") == [h["mid_done"], h["old_active"]]
-    assert query(client, level="3") == [h["new_active"], h["old_active"]]  # a number matches its text
+    assert query(client, service_types="billing") == [h["old_done"], h["mid_done"]]
+    assert query(client, service_types="7,sales") == [h["old_active"], h["new_active"], h["new_done"]]
+    assert query(client, channel="chat") == [h["old_active"], h["mid_done"]]
+    assert query(client, level="3") == [h["old_active"], h["new_active"]]  # a number matches its text
     assert query(client, vip="true") == [h["old_done"]]  # a boolean too
     assert query(client, nested='{"a":1}') == [h["new_done"]]  # an object by its JSON
     assert query(client, channel="fax") == []
@@ -90,7 +91,7 @@ def test_filters_combined(client: TestClient, history: dict[str, str]) -> None:
     assert query(client, completed_from="2026-01-07T00:00:00Z", completed_to="2026-01-09T00:00:00Z",
                  channel="chat") == [h["mid_done"]]
     # completed_* mean nothing for active services: an /active query ignores them
-    assert query(client, "/active", completed_from="2026-01-07T00:00:00Z") == [h["new_active"], h["old_active"]]
+    assert query(client, "/active", completed_from="2026-01-07T00:00:00Z") == [h["old_active"], h["new_active"]]
     assert query(client, channel="voice", level="3", service_types="sales") == []
 
 
@@ -223,8 +224,12 @@ def test_index_hygiene_after_thousands_of_expired_conversations(client: TestClie
     assert backend.sync.zcard(ixexp) > 2  # the dead ones are still indexed until trimmed
     time.sleep(1.1)  # the last one created has expired
     assert ids(get(client, f"/customers/{customer}/services")) == [live]
-    # only the live service's two entries remain (its customer entry and its match entry)
-    assert backend.sync.zcard(ix) == backend.sync.zcard(ixexp) == 2
+    # only the live service's two entries remain (its customer entry and its match entry), and in
+    # `ixexp` its time entry; the time index holds it alone
+    assert backend.sync.zcard(ix) == 2 and backend.sync.zcard(ixexp) == 3
+    ts, te, tu = cs_time_index(cs_partition(customer))
+    assert backend.sync.zrange(ts, 0, -1) == [live.encode()]
+    assert backend.sync.zcard(te) == backend.sync.zcard(tu) == 0
     [member] = index_members(backend.sync, customer, cs_customer_prefix(customer))
     assert member.decode().split("\0")[-1].startswith(live)
     assert list(backend.sync.scan_iter(match="cs:*:svc:*", count=1000)) == [
@@ -236,5 +241,7 @@ def test_index_keys_expire_with_their_last_conversation(client: TestClient, back
     ix, ixexp = cs_index(cs_partition("C-last"))
     assert 0 < backend.sync.pttl(ix) <= 1000 and 0 < backend.sync.pttl(ixexp) <= 1000
     assert backend.sync.pexpiretime(ix) == backend.sync.pexpiretime(f"cs:{{cs:{cs_service_partition(sid)}}}:svc:{sid}")
+    ts = cs_time_index(cs_partition("C-last"))[0]
+    assert backend.sync.pexpiretime(ts) == backend.sync.pexpiretime(ix)
     time.sleep(1.1)
-    assert backend.sync.exists(ix, ixexp) == 0
+    assert backend.sync.exists(ix, ixexp, ts) == 0

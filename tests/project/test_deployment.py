@@ -222,6 +222,14 @@ def test_containers_run_unprivileged_on_a_read_only_root() -> None:
     assert len(tmp) == 1 and "emptyDir" in volumes[tmp[0]["name"]]
 
 
+def test_exports_to_files_go_to_a_volume_mounted_at_the_configured_directory() -> None:
+    config = parse_config(resource("ConfigMap", "gmsd-config")["data"]["gmsd.toml"], "k8s/configmap.yaml")
+    mounts = [m for m in gmsd_container()["volumeMounts"] if m["mountPath"] == config.context_services.export_dir]
+    volumes = {v["name"]: v for v in pod_spec(resource("Deployment", "gmsd"))["volumes"]}
+    assert len(mounts) == 1 and "readOnly" not in mounts[0]
+    assert "emptyDir" in volumes[mounts[0]["name"]] or "persistentVolumeClaim" in volumes[mounts[0]["name"]]
+
+
 def test_replicas_disruption_budget_and_autoscaler_agree() -> None:
     deployment = resource("Deployment", "gmsd")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -330,7 +338,8 @@ def test_deploy_guide_lists_every_toml_key_with_its_default(section: str, struct
     for field in msgspec.structs.fields(struct):
         rows = [line for line in DEPLOY.splitlines() if line.startswith("|") and f"`{field.name}`" in line]
         assert any(f"`{section}`" in row or f"`[{section}]`" in row for row in rows), (section, field.name)
-        assert any(f"`{field.default!r}`".replace("'", '"') in row for row in rows), (section, field.name)
+        default = field.default_factory() if field.default is msgspec.NODEFAULT else field.default
+        assert any(f"`{default!r}`".replace("'", '"') in row for row in rows), (section, field.name)
 
 
 def test_deploy_guide_lists_the_service_options() -> None:

@@ -150,7 +150,8 @@ def api_schema(request: pytest.FixtureRequest, redis_server: RedisServer) -> Ite
     """The document as the live app serves it, with the hooks that point ids at live services."""
     redis.Redis(port=redis_server.port).flushall()
     run = request.param
-    config = parse_config(SAMPLE_CONFIG + ACCESS_CONFIG, "<fuzz>")
+    exports = Path(tempfile.mkdtemp())  # the file exports the fuzzing asks for: not into the checkout
+    config = parse_config(SAMPLE_CONFIG + ACCESS_CONFIG + f'[context_services]\nexport_dir = "{exports}"\n', "<fuzz>")
     credentials = None
     if run == "authenticated":  # `request-interaction` has a pair of its own: the global one is refused there
         path = Path(tempfile.mkdtemp()) / "credentials.toml"

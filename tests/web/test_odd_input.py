@@ -24,7 +24,7 @@ CONFIG = "[limits]\nkey_bytes = 32\n\n[services.s]\n_ttl = 600\n"
 ODD = ["{x}", "}{", "{gms:{x}}:data", "..", "../..", "a\0b", "%00", "%2e%2e", "a b", "*?[", "\u202eevil", "é🎉",
        "line\nbreak", "semi;colon=\"q\""]
 CS_KEY = re.compile(rb"^cs:\{cs:(\d+)\}:(?:(?:svc|states|tasks):\1-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}"
-                    rb"-[0-9a-f]{12}|ix|ixexp)$")
+                    rb"-[0-9a-f]{12}|ix|ixexp|ts|te|tu)$")
 
 
 @pytest.fixture

@@ -546,10 +546,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "query latency among many conversations, RSS under 16 concurrent 10 MiB uploads)")
     parser.add_argument("--other-conversations", type=int, default=100_000,
                         help="with --scaling: conversations of other customers in Redis during the query test")
+    parser.add_argument("--maintenance", action="store_true",
+                        help="measure Context Services maintenance instead (RSS of a streamed export with "
+                        "content, purge time, auto-complete sweep cost per idle service)")
+    parser.add_argument("--maintenance-services", type=int, default=100_000,
+                        help="with --maintenance: conversations exported and then purged")
+    parser.add_argument("--sweep-services", type=int, default=10_000,
+                        help="with --maintenance: idle services the auto-complete sweeper completes (0: skip)")
 
 
 def main(options: argparse.Namespace) -> int:
     """Run the benchmark; print the Markdown table; write the JSON file."""
+    if options.maintenance:
+        from gmsd.bench import maintenance as bench_maintenance
+
+        figures = bench_maintenance.run(options)
+        path = Path(options.json_path).with_name("maintenance.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(figures, indent=2))
+        print(bench_maintenance.markdown(figures))
+        return 0
     if options.scaling:
         from gmsd.bench import scaling as bench_scaling
 

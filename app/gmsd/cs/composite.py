@@ -29,7 +29,7 @@ from gmsd.cs.models import (
     decode_event,
 )
 from gmsd.cs.records import ItemSpec, Reply
-from gmsd.cs.services import MAX_ATTEMPTS, ContextServicesBase, NewService, busy
+from gmsd.cs.services import MAX_ATTEMPTS, SLIDE_MARGIN_MS, ContextServicesBase, NewService, busy
 from gmsd.errors import BadRequest
 from gmsd.keys import cs_member_service, cs_service_partition
 from gmsd.timestamps import now_millis
@@ -90,6 +90,16 @@ async def _run(api: ContextServicesBase, element: Element) -> CompositeResult:
     return result
 
 
+async def _raise_slid(api: ContextServicesBase, service_id: str, partition: int, expiry: bytes) -> None:
+    """After a join slid the expiry of a service whose entries are in `partition`: raise them."""
+    if not expiry:
+        return
+    owner = await api.store.owner(service_id)
+    if owner is not None and owner[2] is not None:
+        members = [m for m in owner[:2] if m]
+        await api.store.index_link(int(owner[2]), int(expiry) + SLIDE_MARGIN_MS, members)
+
+
 async def _find_or_create(api: ContextServicesBase, element: Element) -> tuple[Reply, str]:
     new, store = element.service, api.store
     for _ in range(MAX_ATTEMPTS):
@@ -105,6 +115,7 @@ async def _find_or_create(api: ContextServicesBase, element: Element) -> tuple[R
                 reply = await store.composite_join(candidate_id, candidate, element.state, element.task,
                                                    element.attach)
                 if reply[0] == b"ok":
+                    await _raise_slid(api, candidate_id, new.partition, reply[-1])
                     return reply, candidate_id
                 await store.index_drop(new.partition, [candidate])
                 continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from msgspec import Raw
 
-from gmsd.cs.models import EndEvent, StateStartEvent, TaskStartEvent, TransitionEvent, raw_fields
+from gmsd.cs.models import EndEvent, StateStartEvent, TaskStartEvent, TransitionEvent, integer, raw_fields
 from gmsd.cs.queries import Which
 from gmsd.cs.records import Hash, View, event_fields, render_state, render_task, split_items, type_text, typed_field
 from gmsd.cs.services import ContextServicesBase
@@ -39,7 +39,7 @@ class ConversationItems(ContextServicesBase):
 
     async def start_task(self, service_id: str, event: TaskStartEvent, raws: dict[str, Raw]) -> int:
         """Start a task, attached to `state_id` if given (which must be a state of the service)."""
-        return await self._start(service_id, TASKS, event.state_id, event, raws, "task_type")
+        return await self._start(service_id, TASKS, integer(event.state_id), event, raws, "task_type")
 
     async def _start(self, service_id: str, kind: str, state_id: int | None,
                      event: StateStartEvent | TaskStartEvent, raws: dict[str, Raw], type_name: str) -> int:
@@ -90,7 +90,7 @@ class ConversationItems(ContextServicesBase):
                       *typed_field(b"type", to_raws, event.to, "state_type"),
                       *typed_field(b"est", to_raws, event.to, "est_duration"),
                       *event_fields(b"s:", raws, event), *self.attached(raws, event)]
-        from_id = event.from_.state_id
+        from_id = int(event.from_.state_id)
         reply = self.check(await self.mutate(
             service_id, expire_at,
             lambda token: self.store.transition(service_id, from_id, expire_at, token, at, end_fields, new_fields)),
@@ -149,5 +149,6 @@ class ConversationItems(ContextServicesBase):
         self.check_service_id(service_id)
         item_id = self.item_id(item, kind[:-1])
         self.check_attached_key(key)
-        self.check(await self.store.set_attached(service_id, kind, item_id, key, value),
-                   service_id, f"{kind[:-1]} {item_id}")
+        self.check(await self.mutate(
+            service_id, None, lambda token: self.store.set_attached(service_id, kind, item_id, key, value, token)),
+            service_id, f"{kind[:-1]} {item_id}")

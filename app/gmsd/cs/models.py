@@ -23,6 +23,19 @@ Typed = int | float | str
 Timestamp = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 # A new expiry: seconds, or a GMS duration such as `7d` (checked when decoded, and in the document).
 Ttl = Annotated[int, Meta(gt=0, le=MAX_TTL_SECONDS)] | Annotated[str, Meta(pattern=DURATION_PATTERN)]
+# An integer field also accepts a string of digits (Java clients carry ids as strings; API.md §0):
+# `"state_id": "1"` means 1, and the value is stored and returned as the number.
+DIGITS_PATTERN = "^[0-9]{1,18}$"
+Integer = int | Annotated[str, Meta(pattern=DIGITS_PATTERN)]
+# The integer fields of events, by name (stored as numbers when sent as digit strings).
+INTEGER_FIELDS = frozenset({"application_id", "resource_id", "est_duration", "state_id"})
+
+
+def integer(value: int | str | None) -> int | None:
+    """An `Integer` field's number (None if absent)."""
+    return None if value is None else int(value)
+
+
 # A service needs an owner: the document says so (the domain checks it, with a clearer message).
 NEEDS_OWNER = {"anyOf": [{"required": [name], "properties": {name: {"type": "string"}}}
                          for name in ("customer_id", "contact_key")]}
@@ -60,7 +73,10 @@ class ServiceStartEvent(EventFields):
     customer_id: str | None = None
     contact_key: str | None = None
     service_type: Typed | None = None
-    est_duration: int | None = None
+    est_duration: Integer | None = None
+    # Seconds without an update after which the service is completed (MAINTENANCE.md §5.4):
+    # overrides `[context_services] auto_complete_after`; neither stored as attached data nor returned.
+    auto_complete_after: Annotated[int, Meta(gt=0, le=MAX_TTL_SECONDS)] | None = None
 
 
 # What the document says a start needs (associate reads the same Struct without that need).
@@ -71,15 +87,15 @@ class StateStartEvent(EventFields):
     """Body of POST /services/{id}/states/start, and the `state` of a composite element."""
 
     state_type: Typed | None = None
-    est_duration: int | None = None
+    est_duration: Integer | None = None
 
 
 class TaskStartEvent(EventFields):
     """Body of POST /services/{id}/tasks/start, and the `task` of a composite element."""
 
     task_type: Typed | None = None
-    est_duration: int | None = None
-    state_id: int | None = None
+    est_duration: Integer | None = None
+    state_id: Integer | None = None
 
 
 class EndEvent(EventFields):
@@ -92,7 +108,7 @@ class EndEvent(EventFields):
 class TransitionFrom(msgspec.Struct, forbid_unknown_fields=False):
     """The state a transition ends."""
 
-    state_id: int
+    state_id: Integer
     disposition: Typed | None = None
     disposition_desc: str | None = None
 
@@ -101,7 +117,7 @@ class TransitionTo(msgspec.Struct, forbid_unknown_fields=False):
     """The state a transition starts."""
 
     state_type: Typed | None = None
-    est_duration: int | None = None
+    est_duration: Integer | None = None
 
 
 class TransitionEvent(EventFields, kw_only=True):
@@ -139,6 +155,25 @@ class CompositeStart(msgspec.Struct, forbid_unknown_fields=False):
     services: list[CompositeElement]
 
 
+# --- maintenance (MAINTENANCE.md §5) -----------------------------------------------------------
+
+class PurgeRequest(msgspec.Struct, forbid_unknown_fields=False):
+    """Body of POST /maintenance/purge (without a body: the same names in the query string)."""
+
+    limit: Timestamp | None = None
+    operation: str | None = None
+
+
+class PurgeAnswer(msgspec.Struct):
+    purged: int
+
+
+class FilesAnswer(msgspec.Struct):
+    """The three files of a file export, bare names (services, states, tasks)."""
+
+    created: list[str]
+
+
 # Names a client may not use for attached data: they are fields of the resources answered.
 # They are ignored in bodies (a client may send back a resource it read).
 RESERVED_NAMES = frozenset({
@@ -154,7 +189,7 @@ _raw_object = msgspec.json.Decoder(dict[str, Raw])
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     kind: msgspec.json.Decoder(kind)
     for kind in (ServiceStartEvent, StateStartEvent, TaskStartEvent, EndEvent, TransitionEvent,
-                 ExpirationUpdate, CompositeStart)
+                 ExpirationUpdate, CompositeStart, PurgeRequest)
 }
 
 
@@ -304,3 +339,4 @@ def render(resource: Task | State | Service, attached: dict[str, Raw]) -> Raw:
     if not attached:
         return Raw(body)
     return Raw(body[:-1] + b"," + _encode(attached)[1:])
+

@@ -1,4 +1,4 @@
-"""Which services a query answers (seed 004): filters over the service hashes, newest first.
+"""Which services a query answers (seed 004): filters over the service hashes, oldest first.
 
 Pure functions over what the store read: the index narrows a query to one customer's (or one
 contact key's) services; everything else is decided here, per service.
@@ -61,6 +61,7 @@ def _within(millis: int, start: int | None, end: int | None) -> bool:
     return (start is None or millis >= start) and (end is None or millis < end)
 
 
-def newest_first(found: list[tuple[str, Hash]]) -> list[tuple[str, Hash]]:
-    """Services by start time, newest first (ties: by id, for a stable order)."""
-    return sorted(found, key=lambda item: (-int(item[1][b"t0"]), item[0]))
+def oldest_first(found: list[tuple[str, Hash]]) -> list[tuple[str, Hash]]:
+    """Services by start time, oldest first (ties: by id, for a stable order), as states and tasks
+    are: a public client takes the last element of a list as the most recent one (API.md §2)."""
+    return sorted(found, key=lambda item: (int(item[1][b"t0"]), item[0]))

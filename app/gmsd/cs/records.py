@@ -16,6 +16,7 @@ from msgspec import Raw
 from gmsd.config import Limits
 from gmsd.cs.models import (
     EVENT_FIELDS,
+    INTEGER_FIELDS,
     RESERVED_NAMES,
     EventFields,
     Service,
@@ -67,9 +68,13 @@ def check_name(key: str, limits: Limits) -> None:
 
 
 def _given(raws: dict[str, Raw], event: EventFields, name: str) -> bytes | None:
-    # A field's JSON as sent, when the typed decode accepted it and it is not null.
-    if getattr(event, name) is None:
+    # A field's JSON as sent, when the typed decode accepted it and it is not null; an integer
+    # field sent as a string of digits is stored as the number (API.md §0).
+    value = getattr(event, name)
+    if value is None:
         return None
+    if name in INTEGER_FIELDS and isinstance(value, str) and value.isascii() and value.isdigit():
+        return str(int(value)).encode()
     return compact(raws[name])
 
 

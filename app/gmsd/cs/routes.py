@@ -16,17 +16,21 @@ from typing import Any, TypeVar
 import msgspec
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from gmsd.cs import composite as cs_composite
 from gmsd.cs.items import STATES, TASKS, ConversationItems
+from gmsd.cs.maintenance import ExportQuery, Maintenance, Purge
 from gmsd.cs.models import (
     RESERVED_NAMES,
     CompositeAnswer,
     CompositeStart,
     EndEvent,
     ExpirationUpdate,
+    FilesAnswer,
     OwnedServiceStartEvent,
+    PurgeAnswer,
+    PurgeRequest,
     Service,
     ServiceStarted,
     ServiceStartEvent,
@@ -90,6 +94,13 @@ def items(request: Request) -> ConversationItems:
     return api if space is None else api.in_space(space)
 
 
+def maintenance(request: Request) -> Maintenance:
+    """The maintenance operations for this request, on its tenant's keyspace only."""
+    api: Maintenance = request.app.state.cs_maintenance
+    space = _space(request)
+    return api if space is None else api.in_space(space)
+
+
 async def event(request: Request, kind: type[S]) -> tuple[S, dict[str, msgspec.Raw]]:
     """The body as event `kind`, and all its top-level values as sent (attached data)."""
     body = await read_body(request, request.app.state.cs.limits)
@@ -116,16 +127,23 @@ def _flag(params: QueryParams, name: str) -> bool:
     raise BadRequest(f"`{name}` must be true or false")
 
 
+def listed(params: QueryParams, name: str) -> str | None:
+    """A list parameter as its comma form: given twice (`a=x&a=y`, as Java REST clients send
+    lists) it means `a=x,y` (API.md §0); None if absent."""
+    values = params.getlist(name)
+    return ",".join(values) if values else None
+
+
 def view(params: QueryParams, top: str = "service") -> View:
     """The include flags and the `extensions` selection of a read."""
     active_states, completed_states, active_tasks, completed_tasks = (_flag(params, name) for name in FLAGS)
     return View(active_states, completed_states, active_tasks, completed_tasks,
-                Extensions.parse(params.get("extensions"), top))
+                Extensions.parse(listed(params, "extensions"), top))
 
 
 def types(params: QueryParams, name: str) -> frozenset[str] | None:
-    """A `*_types=a,b` filter (None: not given)."""
-    value = params.get(name)
+    """A `*_types=a,b` filter (None: not given); repeated, the union of its values."""
+    value = listed(params, name)
     if value is None:
         return None
     return frozenset(part.strip() for part in value.split(",") if part.strip())
@@ -292,7 +310,7 @@ async def service_extension(request: Request) -> Response:
     return json_response(_OK)
 
 
-_FOUND = {200: Answer("the matching services, newest first", {JSON: list[Service]})}
+_FOUND = {200: Answer("the matching services, oldest first (by start time, then id)", {JSON: list[Service]})}
 
 
 @CS.operation("The services of a customer (all, active or completed)", params=QUERY, answers=_FOUND,
@@ -436,10 +454,124 @@ async def item_extension(request: Request, kind: str, item: str) -> Response:
     return json_response(_OK)
 
 
+# --- maintenance: purge and export (MAINTENANCE.md §5.1-5.3) --------------------------------------
+
+_OPERATIONS = ("purge.service.all", "purge.service.started", "purge.service.started.anonymous",
+               "purge.service.completed", "purge.service.completed.anonymous")
+_PURGE_QUERY = (
+    Param("limit", "query", _TIMESTAMP, "without a body: purge services started before this instant"),
+    Param("operation", "query", {"type": "string", "enum": list(_OPERATIONS)}, "without a body: which services"),
+)
+
+
+def _any_case(*words: str) -> dict[str, str]:
+    """A string schema for one of `words` in any case (what the handlers accept)."""
+    spelled = ("".join(f"[{c.upper()}{c.lower()}]" for c in word) for word in words)
+    return {"type": "string", "pattern": "^(" + "|".join(spelled) + ")$"}
+
+
+_EVENTS = _any_case("any", "started", "completed")
+_STATE = _any_case("any", "active", "inactive")
+_TRUE_FALSE = _any_case("true", "false")
+EXPORT_PARAMS = (
+    Param("time_from", "query", _TIMESTAMP, "start of the range (inclusive)", required=True),
+    Param("time_to", "query", _TIMESTAMP, "end of the range (inclusive; default: now)"),
+    Param("filter_events", "query", _EVENTS,
+          "`any` (default): a start or an end event in the range; `started`; `completed`"),
+    Param("export_content", "query", _TRUE_FALSE, "`true`: whole services instead of their ids (default false)"),
+    Param("filter_state", "query", _STATE,
+          "`any` (default), `active` or `inactive`: the state now; only with `export_content=true`"),
+)
+
+
+def _single(params: QueryParams) -> dict[str, str]:
+    """The query parameters by name (a repeated one counts with its last value)."""
+    return {key: params.getlist(key)[-1] for key in params}
+
+
+@CS.operation("Purge services started before a limit (with their states and tasks)",
+              params=_PURGE_QUERY, body={JSON: PurgeRequest},
+              answers={200: Answer("how many services were purged", {JSON: PurgeAnswer})},
+              errors=(400, 413, 503),
+              description="`operation`: " + ", ".join(f"`{name}`" for name in _OPERATIONS) + ". Fields in a "
+                          "JSON body; without a body, in the query string. Works partition by partition in "
+                          "bounded batches; only the request's tenant (`ContactCenterId`).")
+async def purge(request: Request) -> Response:
+    """POST /maintenance/purge → 200 {"purged": n}."""
+    body = await read_body(request, request.app.state.cs.limits)
+    require_utf8(body)
+    if body.strip():
+        given, _ = decode_event(body, PurgeRequest)
+        limit, operation = given.limit, given.operation
+    else:
+        limit, operation = request.query_params.get("limit"), request.query_params.get("operation")
+    purged = await maintenance(request).purge(Purge.parse(limit, operation))
+    return json_response(PurgeAnswer(purged))
+
+
+_EXPORTED = {"anyOf": [{"type": "array", "items": {"type": "string"}},
+                       {"type": "array", "items": {"$ref": "#/components/schemas/Service"}}]}
+
+
+@CS.operation("Export the services with an event in a time range, as a JSON stream",
+              params=EXPORT_PARAMS,
+              answers={200: Answer("service ids, or with `export_content=true` whole services (all four "
+                                   "arrays of states and tasks), oldest matching event first", {JSON: _EXPORTED})},
+              errors=(400, 503),
+              description="Streamed: the answer starts before the whole result is known, and gmsd's memory "
+                          "does not grow with the number of services. Reads the time index partition by "
+                          "partition (no keyspace scan); only the request's tenant.")
+async def export_stream(request: Request) -> Response:
+    """GET /maintenance/services/stream → 200 [ids] or [services], streamed."""
+    query = ExportQuery.parse(_single(request.query_params))
+    batches = maintenance(request).export(query).__aiter__()
+    try:  # the first batch before the answer starts: a storage error is still a 503
+        first = await batches.__anext__()
+    except StopAsyncIteration:
+        return Response(b"[]", 200, media_type="application/json")
+    return StreamingResponse(json_array(first, batches), 200, media_type="application/json")
+
+
+async def json_array(first: list[Any], rest: Any) -> Any:
+    """A JSON array, written batch by batch (each element already JSON, or a string)."""
+    opened = False
+    batch = first
+    while True:
+        if batch:
+            items = b",".join(bytes(item) if isinstance(item, msgspec.Raw) else msgspec.json.encode(item)
+                              for item in batch)
+            yield (b"," if opened else b"[") + items
+            opened = True
+        try:
+            batch = await rest.__anext__()
+        except StopAsyncIteration:
+            break
+    yield b"]" if opened else b"[]"
+
+
+@CS.operation("Export the services with an event in a time range to three files (services, states, tasks)",
+              params=(*EXPORT_PARAMS[:3], EXPORT_PARAMS[4],
+                      Param("format", "query", _any_case("json", "csv"), "`json` (JSON Lines, the default) or `csv`")),
+              answers={200: Answer("the names of the files written (services, states, tasks), without a "
+                                   "directory: they are in `[context_services] export_dir`", {JSON: FilesAnswer})},
+              errors=(400, 503),
+              description="The parameters of the stream export, in the query string; `filter_state` needs no "
+                          "`export_content` here (the files always hold whole services). Only the request's tenant.")
+async def export_files(request: Request) -> Response:
+    """POST /maintenance/services/files → 200 {"created": [services, states, tasks]}."""
+    params = _single(request.query_params)
+    query = ExportQuery.parse(params, files=True)
+    created = await maintenance(request).export_files(query, params.get("format"))
+    return json_response(FilesAnswer(created))
+
+
 # Concrete templates before templated ones: the first template a path fits is its resource.
 
 
 routes = [
+    Resource(PREFIX + "/maintenance/purge", {"POST": purge}),
+    Resource(PREFIX + "/maintenance/services/stream", {"GET": export_stream}),
+    Resource(PREFIX + "/maintenance/services/files", {"POST": export_files}),
     Resource(PREFIX + "/services/start", {"POST": start_service}),
     Resource(PREFIX + "/services_composite/start", {"POST": composite_start}),
     *which_routes("/services/anonymous/{contact_key}", anonymous_services),

@@ -29,7 +29,7 @@ from gmsd.cs.models import (
     StateStartEvent,
     TaskStartEvent,
 )
-from gmsd.cs.queries import ServiceFilter, newest_first
+from gmsd.cs.queries import ServiceFilter, oldest_first
 from gmsd.cs.records import (
     Conversation,
     Fields,
@@ -64,6 +64,10 @@ from gmsd.timestamps import instant, now_millis
 # Each attempt means another request changed the same index or service meanwhile (and made
 # progress); this many in a row only happens under pathological contention.
 MAX_ATTEMPTS = 16
+# Entries in another partition are raised this much past a sliding expiry (MAINTENANCE.md §5.5):
+# the write that applies it slides from a later instant than the one that asked. An entry that
+# outlives its conversation a little is harmless (readers check the service).
+SLIDE_MARGIN_MS = 60_000
 
 
 class ConversationStore(Protocol):
@@ -134,7 +138,7 @@ class ConversationStore(Protocol):
         ...
 
     async def set_attached(self, service_id: str, kind: str | None, item_id: int | None, key: str,
-                           value: bytes) -> Reply:
+                           value: bytes, token: bytes = b"") -> Reply:
         """Set attached data `key` of the service (kind None), or of state/task `item_id`."""
         ...
 
@@ -169,6 +173,7 @@ class ContextServicesBase:
     def __init__(self, store: ConversationStore, config: Config) -> None:
         self.store = store
         self.limits = config.limits
+        self.options = config.context_services
         self.default_ttl_ms = config.context_services.default_ttl_seconds * 1000
 
     def in_space(self, space: str) -> Self:
@@ -255,14 +260,17 @@ class ContextServicesBase:
         """
         reply = await call(b"")
         for _ in range(MAX_ATTEMPTS):
-            if reply[0] != b"retry" or expire_at is None:
+            if reply[0] != b"retry":
                 return reply
+            # an explicit expiry as asked; a sliding one (the script's, `reply[1]`) a bit later, as the
+            # next attempt slides from a later instant
+            target = expire_at if expire_at is not None else int(reply[1]) + SLIDE_MARGIN_MS
             owner = await self.store.owner(service_id)
             if owner is None:
                 raise NotFound(f"service {service_id!r} not found")
             customer_member, match_member, remote = owner
             if remote is not None:
-                await self.store.index_link(int(remote), expire_at, [m for m in (customer_member, match_member) if m])
+                await self.store.index_link(int(remote), target, [m for m in (customer_member, match_member) if m])
             reply = await call(customer_member)
         raise busy()
 
@@ -295,8 +303,17 @@ class NewService:
         self.partition = cs_partition(owner)
         self.service_id = cs_new_service_id(self.partition)
         self.t0 = api.timestamp(event.timestamp, now)
-        self.expire_at = api.expiry(event.ttl, event.expiration_time, now) or now + api.default_ttl_ms
         kind = type_text(raws["service_type"]) if event.service_type is not None else None
+        # Sliding expiration (MAINTENANCE.md §5.5): the period of its type, from every start or
+        # update; an explicit `ttl`/`expiration_time` instead, until another explicit one (`xp`).
+        period_ms = api.options.period_seconds(kind) * 1000
+        explicit = api.expiry(event.ttl, event.expiration_time, now)
+        self.expire_at = explicit or now + period_ms
+        expiry_fields = [b"sl", str(period_ms).encode()] + ([b"xp", b"1"] if explicit is not None else [])
+        # Auto-complete (§5.4): the start event's period, else the configured one; none when disabled.
+        auto = event.auto_complete_after or api.options.auto_complete_after
+        if api.options.auto_complete_enabled and auto is not None:
+            expiry_fields += [b"ac", str(auto * 1000).encode()]
         prefix = cs_customer_prefix(customer) if customer is not None else cs_anonymous_prefix(contact or "")
         self.customer_member = cs_member(prefix, self.service_id)
         self.match_prefix = cs_match_prefix(customer, contact, kind)
@@ -304,7 +321,7 @@ class NewService:
         self.fields: Fields = [b"mk", cs_match_suffix(contact, kind),
                                *typed_field(b"type", raws, event, "service_type"),
                                *typed_field(b"est", raws, event, "est_duration"),
-                               *event_fields(b"s:", raws, event), *api.attached(raws, event)]
+                               *event_fields(b"s:", raws, event), *api.attached(raws, event), *expiry_fields]
         if customer is not None:
             self.fields += (b"cust", customer.encode())
         if contact is not None:
@@ -390,19 +407,21 @@ class ContextServices(ContextServicesBase):
         """PUT /services/{id}/extensions/{key} (deprecated): one attached data key."""
         self.check_service_id(service_id)
         self.check_attached_key(key)
-        self.check(await self.store.set_attached(service_id, None, None, key, value), service_id)
+        self.check(await self.mutate(
+            service_id, None, lambda token: self.store.set_attached(service_id, None, None, key, value, token)),
+            service_id)
 
     # --- queries -----------------------------------------------------------------------------
 
     async def customer_services(self, customer_id: str, where: ServiceFilter, view: View) -> list[Raw]:
-        """The services of a customer that pass `where`, newest first."""
+        """The services of a customer that pass `where`, oldest first."""
         if not self.limits.fits_key(customer_id):
             return []
         return await self._query(cs_partition(customer_id), cs_customer_prefix(customer_id),
                                  cs_match_owner_prefix(customer_id), where, view)
 
     async def anonymous_services(self, contact_key: str, where: ServiceFilter, view: View) -> list[Raw]:
-        """The anonymous services of a contact key that pass `where`, newest first."""
+        """The anonymous services of a contact key that pass `where`, oldest first."""
         if not self.limits.fits_key(contact_key):
             return []
         return await self._query(cs_partition(contact_key), cs_anonymous_prefix(contact_key),
@@ -426,5 +445,5 @@ class ContextServices(ContextServicesBase):
                 kept.append((sid, conversation))
         await self.store.index_drop(partition, stale)
         by_id = dict(kept)
-        ordered = newest_first([(sid, c.service) for sid, c in kept])
+        ordered = oldest_first([(sid, c.service) for sid, c in kept])
         return [render_service(sid, svc, by_id[sid].states, by_id[sid].tasks, view) for sid, svc in ordered]

@@ -9,7 +9,9 @@ answers or typed errors.
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,8 +21,13 @@ from redis.commands.core import AsyncScript
 from gmsd.backend.batcher import CommandBatcher, hash_reply
 from gmsd.backend.scripts import ScriptSet
 from gmsd.cs.records import Conversation, Fields, Hash, ItemSpec, Reply, hash_of
-from gmsd.keys import cs_conversation, cs_index, cs_service_partition
+from gmsd.keys import CS_TENANTS, cs_conversation, cs_index, cs_service_partition, cs_time_index
 from gmsd.timestamps import now_millis
+
+# The tenants' set (CS_TENANTS) is refreshed by each process once a day per tenant it starts services
+# in, and lives 30 days after the last refresh: a tenant that started nothing for 30 days leaves it.
+TENANTS_REFRESH_S = 86_400
+TENANTS_TTL_S = 30 * 86_400
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,8 @@ class CsScripts(ScriptSet):
     index_read: AsyncScript
     index_link: AsyncScript
     index_drop: AsyncScript
-
+    maintenance_purge: AsyncScript
+    auto_complete: AsyncScript
 
 
 def _counted(fields: Fields) -> list[Any]:
@@ -69,6 +77,8 @@ class CsStore:
         self.redis = pipeline
         self.scripts = CsScripts.register(pipeline.client)
         self.space = space  # the tenant's key prefix (`gmsd.keys.cs_space`); "" for the default tenant
+        # when this process last recorded each tenant in CS_TENANTS (monotonic s; shared by copies)
+        self._registered: dict[str, float] = {}
 
     def in_space(self, space: str) -> CsStore:
         """This store on another tenant's keyspace (same client and scripts)."""
@@ -79,8 +89,9 @@ class CsStore:
     def _conversation(self, service_id: str, partition: int) -> tuple[str, str, str]:
         return cs_conversation(service_id, partition, self.space)
 
-    def _index(self, partition: int) -> tuple[str, str]:
-        return cs_index(partition, self.space)
+    def _index(self, partition: int) -> tuple[str, str, str, str, str]:
+        """ix, ixexp, then the time index ts, te, tu: every script that takes the index takes all five."""
+        return (*cs_index(partition, self.space), *cs_time_index(partition, self.space))
 
     async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         return await self.redis.run_script(script, keys, args)
@@ -101,8 +112,21 @@ class CsStore:
 
     # --- services ----------------------------------------------------------------------------
 
+    async def _register_tenant(self) -> None:
+        """Record this store's tenant in CS_TENANTS (the sweeper walks those) at most once a day per
+        process; the set lives `TENANTS_TTL_S` after the last one."""
+        if not self.space:
+            return
+        last = self._registered.get(self.space)
+        if last is not None and time.monotonic() - last < TENANTS_REFRESH_S:
+            return
+        self._registered[self.space] = time.monotonic()
+        await asyncio.gather(self.redis.execute("SADD", CS_TENANTS, self.space),
+                             self.redis.execute("EXPIRE", CS_TENANTS, TENANTS_TTL_S))
+
     async def start_service(self, service_id: str, partition: int, expire_at: int, customer_member: bytes,
                             match_member: bytes, t0: int, fields: Fields) -> None:
+        await self._register_tenant()
         svc = self._conversation(service_id, partition)[0]
         await self._eval(self.scripts.service_start, [svc, *self._index(partition)],
                          [now_millis(), expire_at, customer_member, match_member, t0, *_counted(fields)])
@@ -117,6 +141,7 @@ class CsStore:
                               service: tuple[int, bytes, bytes, int, Fields], prefix: bytes,
                               state: ItemSpec, task: ItemSpec | None, attach: bool) -> Reply:
         expire_at, customer_member, match_member, t0, fields = service
+        await self._register_tenant()
         keys = [*self._index(partition), *self._conversation(new_id, partition)]
         if candidate_id is not None:
             keys += self._conversation(candidate_id, partition)
@@ -127,8 +152,8 @@ class CsStore:
 
     async def composite_join(self, service_id: str, candidate: bytes, state: ItemSpec, task: ItemSpec | None,
                              attach: bool) -> Reply:
-        reply: Reply = await self._eval(self.scripts.composite_join, self._keys(service_id),
-                                        [candidate, *_items_args(state, task, attach)])
+        reply: Reply = await self._eval(self.scripts.composite_join, self._keys_and_index(service_id),
+                                        [now_millis(), candidate, *_items_args(state, task, attach)])
         return reply
 
     async def owner(self, service_id: str) -> tuple[bytes, bytes | None, bytes | None] | None:
@@ -157,7 +182,7 @@ class CsStore:
                         remote_partition: int | None, fields: Fields) -> Reply:
         partition = cs_service_partition(service_id)
         assert partition is not None
-        keys = [self._conversation(service_id, partition)[0], *self._index(partition)]
+        keys = [*self._conversation(service_id, partition), *self._index(partition)]
         args = [now_millis(), service_id, member_prefix, owner_part, customer_id,
                 "" if remote_partition is None else remote_partition, *_counted(fields)]
         reply: Reply = await self._eval(self.scripts.service_associate, keys, args)
@@ -186,12 +211,11 @@ class CsStore:
         return reply
 
     async def set_attached(self, service_id: str, kind: str | None, item_id: int | None, key: str,
-                           value: bytes) -> Reply:
+                           value: bytes, token: bytes = b"") -> Reply:
         """Set attached data `key` of the service (kind None), or of state/task `item_id`."""
-        svc, states, tasks = self._keys(service_id)
-        keys = [svc] if kind is None else [svc, states if kind == "states" else tasks]
         prefix = "" if item_id is None else f"{item_id}:"
-        reply: Reply = await self._eval(self.scripts.attached_set, keys, [prefix, key, value])
+        reply: Reply = await self._eval(self.scripts.attached_set, self._keys_and_index(service_id),
+                                        [now_millis(), token, kind or "", prefix, key, value])
         return reply
 
     # --- reads -------------------------------------------------------------------------------
@@ -228,6 +252,58 @@ class CsStore:
         """Drop entries that can never be valid again."""
         if members:
             await self._eval(self.scripts.index_drop, self._index(partition), members)
+
+    # --- maintenance: the time index ------------------------------------------------------------
+
+    async def time_page(self, partition: int, ended: bool, low: int | str, high: int | str, offset: int,
+                        count: int) -> list[tuple[str, int]]:
+        """(service id, time ms) of the time index of a partition, by time then id: services started
+        (`ended` False) or ended in [low, high] (`(n` excludes n), `count` from `offset` on."""
+        key = self._index(partition)[3 if ended else 2]
+        flat: list[bytes] = await self.redis.execute("ZRANGEBYSCORE", key, low, high, "WITHSCORES",
+                                                     "LIMIT", offset, count)
+        if flat and isinstance(flat[0], (list, tuple)):  # RESP3 clients answer pairs
+            return [(bytes(sid).decode(), int(float(score))) for sid, score in flat]
+        return [(flat[i].decode(), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)]
+
+    async def service_times(self, service_ids: list[str]) -> list[tuple[int, int | None] | None]:
+        """(start ms, end ms or None) of each service, None for one that is gone; one batch."""
+        futures = [self.redis.execute("HMGET", self._keys(sid)[0], "t0", "t1") for sid in service_ids]
+        out: list[tuple[int, int | None] | None] = []
+        for t0, t1 in await asyncio.gather(*futures):
+            out.append(None if t0 is None else (int(t0), None if t1 is None else int(t1)))
+        return out
+
+    async def purge_batch(self, partition: int, service_ids: list[str], state: str, anonymous: bool) -> Reply:
+        """Delete those of `service_ids` (all of `partition`) that `state` ('any', 'active',
+        'completed') and `anonymous` select; {purged, kept, ip, cm, mm of remote entries…}."""
+        keys: list[str] = list(self._index(partition))
+        for sid in service_ids:
+            keys += self._conversation(sid, partition)
+        reply: Reply = await self._eval(self.scripts.maintenance_purge, keys,
+                                        [now_millis(), state, 1 if anonymous else 0])
+        return reply
+
+    # --- auto-complete ---------------------------------------------------------------------------
+
+    async def tenants(self) -> list[str]:
+        """The key prefixes of the tenants that started services ("" the default tenant not included)."""
+        members: list[bytes] = await self.redis.execute("SMEMBERS", CS_TENANTS)
+        return sorted(m.decode() for m in members)
+
+    async def due(self, partitions: list[int], now: int, count: int) -> list[list[str]]:
+        """Per partition, up to `count` active services whose auto-complete deadline is past; one batch."""
+        futures = [self.redis.execute("ZRANGEBYSCORE", self._index(p)[4], "-inf", now, "LIMIT", 0, count)
+                   for p in partitions]
+        return [[m.decode() for m in found] for found in await asyncio.gather(*futures)]
+
+    async def complete_idle(self, partition: int, service_ids: list[str]) -> Reply:
+        """End those of `service_ids` still due, at their deadline; {completed, ip, mm, cm, expiry…}."""
+        keys: list[str] = list(self._index(partition))
+        for sid in service_ids:
+            keys += self._conversation(sid, partition)
+        reply: Reply = await self._eval(self.scripts.auto_complete, keys, [now_millis()])
+        return reply
 
 
 def _conversation(reply: Reply) -> Conversation | None:
