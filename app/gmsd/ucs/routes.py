@@ -208,7 +208,7 @@ async def replace_profile(request: Request) -> Response:
 
 
 @UCS.operation("Delete a customer profile, its extension records and identification entries",
-               answers=_DONE, errors=(403, 503))
+               answers=_DONE, errors=(400, 403, 503))
 async def delete_profile(request: Request) -> Response:
     """DELETE /profiles/{customer_id} → 200."""
     api = profiles(request)
@@ -285,7 +285,7 @@ _RESOURCES = (("profiles schema", "/metadata/profiles"), ("profiles extensions",
 @UCS.operation("The metadata resources (JSON, or HTML when `Content-Type` or `Accept` is `text/html`)",
                answers={200: Answer("resource name → absolute URL", {
                    JSON: {"type": "object", "additionalProperties": _STRING},
-                   "text/html": {"type": "string"}})}, errors=(403,))
+                   "text/html": {"type": "string"}})}, errors=(400, 403))
 async def metadata(request: Request) -> Response:
     """GET /metadata."""
     profiles(request)
@@ -300,7 +300,7 @@ async def metadata(request: Request) -> Response:
 
 
 @UCS.operation("The profile schema (core attributes)",
-               answers={200: Answer("the core attributes", {JSON: list[AttributeSchema]})}, errors=(403,))
+               answers={200: Answer("the core attributes", {JSON: list[AttributeSchema]})}, errors=(400, 403))
 async def profile_schema(request: Request) -> Response:
     """GET /metadata/profiles."""
     return json_response(profiles(request).profile_schema())
@@ -316,21 +316,21 @@ async def create_extension(request: Request) -> Response:
 
 
 @UCS.operation("The profile extension schemas",
-               answers={200: Answer("the extension schemas", {JSON: list[ExtensionSchema]})}, errors=(403, 503))
+               answers={200: Answer("the extension schemas", {JSON: list[ExtensionSchema]})}, errors=(400, 403, 503))
 async def list_extensions(request: Request) -> Response:
     """GET /metadata/profiles/extensions."""
     return json_response(await profiles(request).extensions())
 
 
 @UCS.operation("One profile extension schema", answers={200: Answer("the schema", {JSON: ExtensionSchema})},
-               errors=(403, 503))
+               errors=(400, 403, 503))
 async def get_extension(request: Request) -> Response:
     """GET /metadata/profiles/extensions/{name}."""
     return json_response(await profiles(request).extension(request.path_params["name"]))
 
 
 @UCS.operation("Delete a profile extension schema and every customer's records of it", answers=_NO_CONTENT,
-               errors=(403, 409, 503), description="409 while an identification key uses the extension.")
+               errors=(400, 403, 409, 503), description="409 while an identification key uses the extension.")
 async def delete_extension(request: Request) -> Response:
     """DELETE /metadata/profiles/extensions/{name} → 204."""
     await profiles(request).delete_extension(request.path_params["name"])
@@ -352,20 +352,20 @@ async def create_key(request: Request) -> Response:
 
 
 @UCS.operation("The identification keys, in creation order",
-               answers={200: Answer("the keys", {JSON: list[IdentificationKey]})}, errors=(403, 503))
+               answers={200: Answer("the keys", {JSON: list[IdentificationKey]})}, errors=(400, 403, 503))
 async def list_keys(request: Request) -> Response:
     """GET /metadata/identification-keys."""
     return json_response(await profiles(request).keys())
 
 
 @UCS.operation("One identification key", answers={200: Answer("the key", {JSON: IdentificationKey})},
-               errors=(403, 503))
+               errors=(400, 403, 503))
 async def get_key(request: Request) -> Response:
     """GET /metadata/identification-keys/{name}."""
     return json_response(await profiles(request).key(request.path_params["name"]))
 
 
-@UCS.operation("Delete an identification key and its index", answers=_NO_CONTENT, errors=(403, 503))
+@UCS.operation("Delete an identification key and its index", answers=_NO_CONTENT, errors=(400, 403, 503))
 async def delete_key(request: Request) -> Response:
     """DELETE /metadata/identification-keys/{name} → 204."""
     await profiles(request).delete_key(request.path_params["name"])
@@ -377,14 +377,14 @@ async def delete_key(request: Request) -> Response:
 _INTERACTIONS = {200: Answer("the interactions, newest first", {JSON: list[Interaction]})}
 
 
-@UCS.operation("The interactions of a customer", answers=_INTERACTIONS, errors=(403, 503))
+@UCS.operation("The interactions of a customer", answers=_INTERACTIONS, errors=(400, 403, 503))
 async def customer_interactions(request: Request) -> Response:
     """GET /customers/{customer_id}/interactions."""
     api = interactions(request)
     return json_response(await api.of_customer(request.path_params["customer_id"], _base(request)))
 
 
-@UCS.operation("The interactions of a service", answers=_INTERACTIONS, errors=(403, 503))
+@UCS.operation("The interactions of a service", answers=_INTERACTIONS, errors=(400, 403, 503))
 async def service_interactions(request: Request) -> Response:
     """GET /services/{service_id}/interactions."""
     api = interactions(request)
@@ -409,14 +409,14 @@ async def import_interaction(request: Request) -> Response:
 
 
 @UCS.operation("Read an interaction", answers={200: Answer("the interaction", {JSON: Interaction})},
-               errors=(403, 503))
+               errors=(400, 403, 503))
 async def get_interaction(request: Request) -> Response:
     """GET /interactions/{interaction_id}."""
     api = interactions(request)
     return json_response(await api.get(request.path_params["interaction_id"], _base(request)))
 
 
-@UCS.operation("Delete an imported interaction (a gmsd extension)", answers=_DONE, errors=(403, 503))
+@UCS.operation("Delete an imported interaction (a gmsd extension)", answers=_DONE, errors=(400, 403, 503))
 async def delete_interaction(request: Request) -> Response:
     """DELETE /interactions/{interaction_id} → 200."""
     await interactions(request).delete(request.path_params["interaction_id"])
@@ -429,7 +429,7 @@ _CONTENT = {200: Answer("the content with its stored type", {"*/*": {"type": "st
 
 
 def _content_handler(name: str) -> Any:
-    @UCS.operation(f"The {name.replace('_', ' ')} of an interaction", answers=_CONTENT, errors=(403, 503))
+    @UCS.operation(f"The {name.replace('_', ' ')} of an interaction", answers=_CONTENT, errors=(400, 403, 503))
     async def content(request: Request) -> Response:
         api = interactions(request)
         data, kind = await api.content(request.path_params["interaction_id"], name)
