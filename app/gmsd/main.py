@@ -38,7 +38,7 @@ from gmsd.gms.store import GmsStore, PoolStore
 from gmsd.settings import Settings
 from gmsd.ucs import routes as ucs_routes
 from gmsd.ucs.interactions import Interactions
-from gmsd.ucs.profiles import CustomerProfiles
+from gmsd.ucs.profiles import CustomerProfiles, core_schema
 from gmsd.ucs.store import UcsStore
 from gmsd.web import lifecycle
 from gmsd.web import ops as ops_routes
@@ -107,6 +107,7 @@ class _Gmsd(Starlette):
 
 def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     """The application for `settings`; `client` replaces the Redis client built from the URL."""
+    core_schema(settings.config.profiles)  # a `default` that fits no type stops the start here (ConfigError)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
