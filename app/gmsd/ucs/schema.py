@@ -222,8 +222,15 @@ class Schema:
         return [e.schema for e in self.extensions.values() if e.state == READY]
 
     def indexed_keys(self) -> list[StoredKey]:
-        """The keys whose entries every write maintains (ready, and being built), by number."""
-        return sorted((k for k in self.keys.values() if k.state in (READY, BUILDING)), key=lambda k: k.number)
+        """The keys whose entries every write maintains (ready, and being built), by number.
+
+        A key naming a core attribute that the configuration no longer has is left out.
+        """
+        return sorted((k for k in self.keys.values() if k.state in (READY, BUILDING) and self._resolvable(k)),
+                      key=lambda k: k.number)
+
+    def _resolvable(self, key: StoredKey) -> bool:
+        return key.source != PROFILE_SOURCE or all(a.lower() in self.core_by_name for a in key.attributes)
 
     def ready_keys(self) -> list[StoredKey]:
         """The keys identify may use, by number (the lowest first)."""
@@ -595,7 +602,7 @@ def choose_key(schema: Schema, search: Mapping[str, str], id_key: str | None) ->
     """The key of an identify and how many of its leading attributes the search covers (§3.4)."""
     if id_key is not None:
         chosen = schema.keys.get(id_key.lower())
-        if chosen is None or chosen.state != READY:
+        if chosen is None or chosen not in schema.ready_keys():
             raise ProfileRefused(f"unknown identification key {id_key[:40]!r}")
         covered = _covered(chosen, search)
         if covered == 0:
