@@ -6,7 +6,8 @@ are loaded straight into a fresh local Redis in pipelined batches, in exactly th
 writes (`gmsd.ucs.schema.index_entries` computes their index members). Redis memory per profile is
 `used_memory` after the load minus before, divided by N. Identify is then measured over HTTP,
 one request at a time, for random loaded phone numbers: p50, p99 (ids only, and with
-`include_profile=yes&extensions=Phone`).
+`include_profile=yes&extensions=Phone`), and the one index read an identify makes, timed from
+the bench straight on Redis (what grows with the number of profiles, if anything did).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from gmsd.bench import harness as bench
 from gmsd.config import ProfilesOptions
 from gmsd.keys import ucs_profile, ucs_tenant
 from gmsd.ucs.profiles import core_schema
-from gmsd.ucs.schema import ProfileData, index_entries, schema_from_hash
+from gmsd.ucs.schema import ProfileData, entry_prefix, index_entries, schema_from_hash
 
 CS = "/genesys/1/cs"
 PHONE = {"name": "Phone", "type": "multi-valued", "unique": ["PhoneNumber"],
@@ -37,6 +38,7 @@ PHONE = {"name": "Phone", "type": "multi-valued", "unique": ["PhoneNumber"],
                         {"name": "PhoneNumber", "type": "string", "length": 15},
                         {"name": "description", "type": "string", "length": 32}]}
 BATCH = 5000
+WARMUP = 1000  # identify requests before measuring (Redis finishes rehashing its grown tables meanwhile)
 _encode = msgspec.json.encode
 
 
@@ -97,7 +99,7 @@ def measure(base: str, count: int, requests: int, extra: dict[str, str]) -> dict
     rng = random.Random(12)
     samples = []
     with httpx.Client(base_url=base, timeout=60) as client:
-        for n in range(requests + 50):
+        for n in range(requests + WARMUP):
             i = rng.randrange(count)
             started = time.perf_counter()
             response = client.get(f"{CS}/profiles", params={"Phone.PhoneNumber": phone(i, n % 2), **extra})
@@ -105,8 +107,28 @@ def measure(base: str, count: int, requests: int, extra: dict[str, str]) -> dict
             response.raise_for_status()
             if response.json()[0]["customer_id"] != customer_id(i):
                 raise SystemExit(f"gmsd bench: identify found {response.text[:200]} for profile {i}")
-            if n >= 50:  # the first ones warm connections and caches
+            if n >= WARMUP:  # the first ones warm connections and caches
                 samples.append(elapsed)
+    return _percentiles(samples)
+
+
+def index_latency(client: redis.Redis, count: int, requests: int) -> dict[str, float]:
+    """The Redis side alone: the one `ZRANGEBYLEX` an identify by phone number sends, timed from here."""
+    _, ix, _, _ = ucs_tenant()
+    fields: dict[bytes, bytes] = client.hgetall(ucs_tenant()[0])  # type: ignore[assignment]
+    schema = schema_from_hash(core_schema(ProfilesOptions()), fields)
+    key = schema.ready_keys()[0]
+    rng = random.Random(13)
+    samples = []
+    for n in range(requests + WARMUP):
+        prefix = entry_prefix(key, [phone(rng.randrange(count), n % 2)])
+        started = time.perf_counter()
+        found = client.zrangebylex(ix, b"[" + prefix, b"[" + prefix + b"\xff", 0, 1000)
+        elapsed = (time.perf_counter() - started) * 1000
+        if len(found) != 1:
+            raise SystemExit(f"gmsd bench: the index holds {len(found)} entries for {prefix!r}")
+        if n >= WARMUP:
+            samples.append(elapsed)
     return _percentiles(samples)
 
 
@@ -130,6 +152,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         report["identify"] = measure(base, count, requests, {})
         report["identify_with_profile"] = measure(base, count, requests,
                                                   {"include_profile": "yes", "extensions": "Phone"})
+        report["index_read"] = index_latency(client, count, requests)
         report["identify_requests"] = requests
     return report
 
@@ -144,4 +167,6 @@ def markdown(report: dict[str, Any]) -> str:
         f"- identify by phone number ({report['identify_requests']} requests, one at a time): "
         f"p50 **{ids['p50_ms']} ms**, p99 **{ids['p99_ms']} ms**; with `include_profile=yes&extensions=Phone`: "
         f"p50 {full['p50_ms']} ms, p99 {full['p99_ms']} ms",
+        f"- the index read alone (`ZRANGEBYLEX` from the bench): p50 {report['index_read']['p50_ms']} ms, "
+        f"p99 {report['index_read']['p99_ms']} ms",
     ])
