@@ -78,3 +78,10 @@ def test_a_write_computed_with_an_old_schema_is_recomputed(client: TestClient, b
     cid = create(client, BRUCE)
     assert len(calls) == 2 and calls[0] != calls[1]
     assert ids(identify(client, **{"Phone.PhoneNumber": "3145926535"})) == [cid]
+
+
+def test_an_extension_deletion_reaches_every_batch_of_customers(client: TestClient, backend: Backend) -> None:
+    extension(client, PHONE)
+    made = [create(client, {"Phone": {"PhoneNumber": i}}) for i in range(450)]  # more than one batch of 200
+    assert client.delete(f"{CS}/metadata/profiles/extensions/Phone").status_code == 204
+    assert not [cid for cid in made if backend.sync.hexists(f"ucs:{{ucs}}:p:{cid}", "x:phone")]
