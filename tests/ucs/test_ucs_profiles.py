@@ -230,3 +230,10 @@ def test_metadata(client: TestClient) -> None:
     schema = client.get(f"{CS}/metadata/profiles").json()
     assert [a["name"] for a in schema] == ["FirstName", "LastName", "PhoneNumber", "EmailAddress", "Title"]
     assert {a["type"] for a in schema} == {"string"}
+
+
+def test_a_body_over_the_limit_is_413_and_other_tenancy_headers_are_ignored(make_client: AppFactory) -> None:
+    client = make_client("[limits]\nbody_bytes = 200\n")
+    assert_error(client.post(f"{CS}/profiles", json={"FirstName": "x" * 300}), 413, "InvalidParameterException")
+    cid = create(client, {"FirstName": "A"}, {"GroupId": "g", "X-Genesys-TenantId": "t", "X-Genesys-Segment": "s"})
+    assert profile(client, cid)["FirstName"] == "A"
