@@ -163,7 +163,7 @@ def test_insert_update_and_delete_extension_records(phones: TestClient) -> None:
     assert_error(client.post(f"{CS}/profiles/{cid}/extensions", json={"Nope": {}}), 400, "BadRequestException")
     # by/unique: the unique values select the record, the others given are updated.
     url = f"{CS}/profiles/{cid}/extensions/phone/by/unique"
-    response = client.put(url, json={"PhoneNumber": "5551234", "description": "home"})
+    response = client.put(url, json={"PhoneNumber": 5551234, "description": "home"})
     assert response.status_code == 204 and response.content == b""
     assert profile(client, cid, "Phone")["Phone"][1] == {"PhoneNumber": "5551234", "PhoneType": 0, "prefix": "555",
                                                          "description": "home"}

@@ -302,7 +302,8 @@ class CustomerProfiles:
             if delete:
                 del records[positions[0]]
             else:
-                records[positions[0]] = {**records[positions[0]], **change}
+                kept = records[positions[0]]  # its unique attributes stay as they are, in their JSON form
+                records[positions[0]] = {**kept, **{k: v for k, v in change.items() if k not in extension.unique}}
             value = records_value(extension, records)
             profile.extensions[lower] = value if value is not None else Raw(b"[]")
             if await self._write(schema, [self._write_of(schema, customer_id, version, profile, [lower])]):
