@@ -228,8 +228,8 @@ def ucs_tenant(space: str = "") -> tuple[str, str, str, str]:
       names lower-cased), `gen` the schema generation, `kseq` the last key number
     - `ucs:{ucs}:ix`  sorted set, score 0: `<key number>.<n>\\0<v1>\\0…\\0<vn>\\0<customer id>`
     - `ucs:{ucs}:ids` sorted set, score 0: every customer id (back-fills walk it)
-    - `ucs:{ucs}:int` hash: `<interaction id>\\0<part>` (`m` metadata JSON, `c` customer id, `pt`,
-      `st`, `stt`, `bc`, `bct` contents and their types), and the interaction lists `ii`
+    - `ucs:{ucs}:int` hash: `<interaction id>\\0<part>` (`m` metadata JSON, `c` customer id, `x` its
+      list members, `pt`, `st`, `stt`, `bc`, `bct` contents and their types)
     """
     tag = _ucs_tag(space)
     return tag + "schema", tag + "ix", tag + "ids", tag + "int"
