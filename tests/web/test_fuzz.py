@@ -12,7 +12,8 @@ the pair or with a wrong one).
 
 Random ids never name anything, so path parameters are sometimes swapped for ones that exist:
 the hook draws a marker, and the test replaces it with a fresh service (with storage keys, a
-state and a task) just before the call, so deletes in one case cannot starve the next.
+state and a task), customer profile or interaction just before the call, so deletes in one case
+cannot starve the next.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ CS = "/genesys/1/cs"
 # Markers the hook draws (path parameters are percent-encoded after the hooks: plain ASCII only).
 GMS_MARK = "LIVE-GMS-SERVICE"
 CS_MARK = "LIVE-CS-SERVICE"
+PROFILE_MARK = "LIVE-PROFILE"
+INTERACTION_MARK = "LIVE-INTERACTION"
 CUSTOMER = "fuzz-customer"
 CONTACT = "fuzz-contact"
 
@@ -103,6 +106,7 @@ class Live:
 
     def __init__(self, app: Starlette, authenticated: bool) -> None:
         self.http = asgi.get_client(app)
+        self.profiles_ready = False
         if authenticated:
             self.http.auth = (USERNAME, PASSWORD)
 
@@ -122,13 +126,39 @@ class Live:
         assert (state.json(), task.json()) == ({"state_id": 1}, {"task_id": 2})
         return service_id
 
+    def profile(self) -> str:
+        """A fresh customer profile (with a Phone record while no case has deleted that extension)."""
+        if not self.profiles_ready:
+            self.profiles_ready = True
+            self.http.post(f"{CS}/metadata/profiles/extensions", json={
+                "name": "Phone", "type": "multi-valued", "unique": ["PhoneNumber"],
+                "attributes": [{"name": "PhoneNumber", "type": "string"}, {"name": "kind", "type": "string"}]})
+            self.http.post(f"{CS}/metadata/identification-keys",
+                           json={"name": "idPhone", "source": "Phone", "attributes": ["PhoneNumber"]})
+        created = self.http.post(f"{CS}/profiles", json={"FirstName": "Fuzz", "EmailAddress": ["f@z", "g@z"]})
+        assert created.status_code == 201, created.text
+        customer_id = str(created.json()["customer_id"])
+        self.http.post(f"{CS}/profiles/{customer_id}/extensions", json={"Phone": [{"PhoneNumber": "1"}]})
+        return customer_id
+
+    def interaction(self) -> str:
+        created = self.http.post(f"{CS}/interactions", json={"media_type": "chat", "customer_id": CUSTOMER,
+                                                             "plain_text": "hi", "structured_text": "<p>hi</p>",
+                                                             "binary_content": "AAEC"})
+        assert created.status_code == 201, created.text
+        return str(created.json()["interaction_id"])
+
     def fill(self, case: Any) -> None:
-        """Replace the markers in a case's path parameters by fresh services."""
+        """Replace the markers in a case's path parameters by fresh services, profiles, interactions."""
         for name, value in list((case.path_parameters or {}).items()):
             if value == GMS_MARK:
                 case.path_parameters[name] = self.gms_service()
             elif value == CS_MARK:
                 case.path_parameters[name] = self.cs_service()
+            elif value == PROFILE_MARK:
+                case.path_parameters[name] = self.profile()
+            elif value == INTERACTION_MARK:
+                case.path_parameters[name] = self.interaction()
 
 
 def candidates(method: str, path: str, name: str) -> list[str]:
@@ -141,6 +171,10 @@ def candidates(method: str, path: str, name: str) -> list[str]:
         if name == "name":
             return ["storage", "request-interaction", "access", "grant", "match"] if method == "POST" else [GMS_MARK]
         return {"id": [GMS_MARK], "key": ["language", "photo"], "request": ["update"]}.get(name, [])
+    if path.startswith((CS + "/profiles", CS + "/metadata", CS + "/interactions")) or path.endswith("/interactions"):
+        return {"customer_id": [PROFILE_MARK, CUSTOMER], "src_id": [PROFILE_MARK], "ext": ["Phone"],
+                "name": ["Phone", "idPhone"], "interaction_id": [INTERACTION_MARK],
+                "service_id": [CS_MARK]}.get(name, [])
     return {"id": [CS_MARK], "state_id": ["1"], "task_id": ["2"], "customer_id": [CUSTOMER],
             "contact_key": [CONTACT]}.get(name, [])
 

@@ -553,6 +553,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --maintenance: conversations exported and then purged")
     parser.add_argument("--sweep-services", type=int, default=10_000,
                         help="with --maintenance: idle services the auto-complete sweeper completes (0: skip)")
+    parser.add_argument("--profiles", type=int, default=0, metavar="N",
+                        help="measure identify among N customer profiles instead (e.g. 1000000), and memory "
+                        "per profile")
+    parser.add_argument("--identify-requests", type=int, default=2000,
+                        help="with --profiles: identify requests measured (one at a time)")
 
 
 def main(options: argparse.Namespace) -> int:
@@ -565,6 +570,15 @@ def main(options: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(figures, indent=2))
         print(bench_maintenance.markdown(figures))
+        return 0
+    if options.profiles > 0:
+        from gmsd.bench import profiles as bench_profiles
+
+        figures = bench_profiles.run(options)
+        path = Path(options.json_path).with_name("profiles.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(figures, indent=2))
+        print(bench_profiles.markdown(figures))
         return 0
     if options.scaling:
         from gmsd.bench import scaling as bench_scaling
