@@ -2,8 +2,9 @@
 (Basic authentication on, CORS allowing one local origin): pages load with no console error and
 no CSP violation at desktop and 360 px widths; a service created through the page (text field,
 chosen file, dropped file) is listed, downloadable and deletable; a composite start made over
-HTTP shows on the journey timeline with its state and task; a page of another origin calls the
-API with `gms_user`, and one of an origin that is not allowed cannot."""
+HTTP shows on the journey timeline with its state and task; a customer identified on the
+Profiles view shows with the records of their extensions and leads to their timeline; a page of
+another origin calls the API with `gms_user`, and one of an origin that is not allowed cannot."""
 
 from __future__ import annotations
 
@@ -136,6 +137,10 @@ def test_console_and_reference_load_without_errors_or_csp_violations(browser: Br
         expect(page.locator("#view-services")).to_be_hidden()
         expect(page.locator("#nav-journeys")).to_have_attribute("aria-current", "page")
         assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.click("#nav-profiles")
+        expect(page.locator("#view-profiles")).to_be_visible()
+        expect(page.locator("#identify-none")).to_be_visible()  # the default tenant has no key yet
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
         watched.assert_clean()
         page.goto(f"{server.base}/docs")
         expect(page.locator(".opblock-tag", has_text="Service API")).to_be_visible(timeout=20_000)
@@ -260,6 +265,67 @@ def test_a_composite_start_over_http_shows_on_the_timeline(console: WatchedPage,
     page.fill("#journey-tenant", "")
     page.click("#journey-form button")
     expect(page.locator("#timeline-empty")).to_have_text("No service for this customer (in this tenant).")
+
+
+def test_identify_a_customer_then_see_the_profile_its_extension_records_and_their_timeline(
+        console: WatchedPage, server: GmsdProcess, http: httpx.Client) -> None:
+    tenant = {"ContactCenterId": "profiles-1"}  # the view reads the tenant the person names
+    phone = {"name": "Phone", "type": "multi-valued", "unique": ["PhoneNumber"],
+             "attributes": [{"name": "PhoneNumber", "type": "string", "mandatory": True},
+                            {"name": "description", "type": "string", "length": 32}]}
+    assert http.post(f"{CS}/metadata/profiles/extensions", json=phone, headers=tenant).status_code == 201
+    key = {"name": "idPhone", "source": "Phone", "attributes": ["PhoneNumber"]}
+    assert http.post(f"{CS}/metadata/identification-keys", json=key, headers=tenant).status_code == 201
+    profile = {"FirstName": "Bruce", "LastName": "Banner", "EmailAddress": ["bruce@example.com", "b@example.org"],
+               "Phone": [{"PhoneNumber": "3145926535", "description": "family phone"},
+                         {"PhoneNumber": "3145920000", "description": "work"}]}
+    created = http.post(f"{CS}/profiles", json=profile, headers=tenant)
+    assert created.status_code == 201, created.text
+    customer_id = created.json()["customer_id"]
+    other = http.post(f"{CS}/profiles", json={"FirstName": "Betty", "Phone": [{"PhoneNumber": "999"}]}, headers=tenant)
+    assert other.status_code == 201, other.text
+    started = http.post(f"{CS}/services/start", json={"service_type": "Repair", "customer_id": customer_id},
+                        headers=tenant)
+    assert started.status_code == 201, started.text
+
+    page = open_console(console, server, "profiles")
+    page.fill("#profiles-tenant", "profiles-1")
+    page.dispatch_event("#profiles-tenant", "change")
+    expect(page.locator("#identify-key option")).to_have_text(["idPhone (Phone.PhoneNumber)"])
+    page.fill('.identify-value[data-attribute="Phone.PhoneNumber"]', "3145926535")
+    page.press('.identify-value[data-attribute="Phone.PhoneNumber"]', "Enter")  # the keyboard submits
+    cards = page.locator("#profiles article.profile")
+    expect(cards).to_have_count(1)
+    card = page.locator(f'article.profile[data-customer-id="{customer_id}"]')
+    expect(card.locator("h3")).to_have_text(f"Customer {customer_id}")
+    expect(card.locator(".fields")).to_contain_text("Banner")
+    expect(card.locator(".fields")).to_contain_text("bruce@example.com, b@example.org")  # primary first
+    records = card.locator('table[data-extension="Phone"] tbody tr')
+    expect(records).to_have_count(2)
+    expect(card.locator('table[data-extension="Phone"]')).to_contain_text("family phone")
+    expect(page.locator("#status")).to_have_text("One customer matches.")
+    page.set_viewport_size({"width": 360, "height": 800})  # readable on a phone
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    card.get_by_role("button", name="Show their services' timeline").click()
+    expect(page.locator("#view-journeys")).to_be_visible()
+    expect(page.locator("#timeline .bar.service")).to_have_text("Repair")
+    expect(page.locator("#journey-value")).to_have_value(customer_id)
+    console.assert_clean()
+
+    page.click("#nav-profiles")
+    page.fill("#profile-id", other.json()["customer_id"])
+    page.click("#profile-form button")
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_contain_text("Betty")
+    page.fill("#profile-id", "0000000000000000")
+    page.click("#profile-form button")
+    expect(page.locator("#error")).to_be_visible()
+    message = http.get(f"{CS}/profiles/0000000000000000", headers=tenant).json()["message"]
+    expect(page.locator("#error")).to_have_text(message)  # the API's own message
+    assert all("404" in problem for problem in console.problems), console.problems
+    assert console.violations() == []
 
 
 def _call_from_page(page: Page, base: str, authorization: str) -> Any:
