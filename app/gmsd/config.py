@@ -12,6 +12,7 @@ Layout (every section optional; see docs/deploy.md for the reference):
     [cors]              allowed_origins, allowed_headers, allowed_methods, allow_credentials, max_age
     [services.<name>]   _type, _service, _ttl, and parameters that override request ones
     [resources.<group>] numbers, allocation, locking, booking_expiration_timeout (access numbers)
+    [profiles]          enabled, [[profiles.attributes]] name, type, length, mandatory, default
 """
 
 from __future__ import annotations
@@ -228,6 +229,50 @@ class ResourceGroup(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return [str(number) for number in self.numbers]
 
 
+_PROFILE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,25}")
+PROFILE_TYPES = ("string", "integer", "long", "double", "date", "datetime", "currency", "boolean")
+
+
+class ProfileAttribute(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """`[[profiles.attributes]]`: one core attribute of the profile schema (PROFILES.md §3.1)."""
+
+    name: str
+    type: str
+    length: int | None = None
+    mandatory: bool = False
+    default: str | int | float | bool | None = None
+
+    def __post_init__(self) -> None:
+        if _PROFILE_NAME.fullmatch(self.name) is None or self.name.lower() == "customer_id":
+            raise ValueError(f"`name` {self.name!r}: a letter, then letters, digits or `_`, at most 26 characters")
+        if self.type.lower() not in PROFILE_TYPES:
+            raise ValueError(f"`type` {self.type!r}: one of {', '.join(PROFILE_TYPES)}")
+
+
+# The core attributes when `[profiles]` names none: UCS's predefined contact attributes.
+DEFAULT_PROFILE_ATTRIBUTES = tuple(ProfileAttribute(name, "string")
+                                   for name in ("FirstName", "LastName", "PhoneNumber", "EmailAddress", "Title"))
+
+
+class ProfilesOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """`[profiles]`: customer profiles (UCS) on or off, and the core attributes of the profile schema."""
+
+    enabled: bool = True
+    attributes: tuple[ProfileAttribute, ...] | None = None  # None: the default schema; (): empty
+
+    def __post_init__(self) -> None:
+        names = [a.name.lower() for a in self.attributes or ()]
+        if len(names) != len(set(names)):
+            raise ValueError("`attributes`: two attributes have the same name (names are case-insensitive)")
+        if len(names) > 64:
+            raise ValueError("`attributes`: at most 64")
+
+    @property
+    def schema(self) -> tuple[ProfileAttribute, ...]:
+        """The core attributes: the configured ones, or the default schema."""
+        return DEFAULT_PROFILE_ATTRIBUTES if self.attributes is None else self.attributes
+
+
 class _ServiceTable(msgspec.Struct, forbid_unknown_fields=False, frozen=True):
     type: str = msgspec.field(default="builtin", name="_type")
     service: str = msgspec.field(default="storage", name="_service")
@@ -243,6 +288,7 @@ class _ConfigFile(msgspec.Struct, forbid_unknown_fields=True):
     cors: CorsOptions = msgspec.field(default_factory=CorsOptions)
     services: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)
     resources: dict[str, ResourceGroup] = msgspec.field(default_factory=dict)
+    profiles: ProfilesOptions = msgspec.field(default_factory=ProfilesOptions)
 
 
 class Config(msgspec.Struct, frozen=True):
@@ -257,6 +303,7 @@ class Config(msgspec.Struct, frozen=True):
     auth: AuthOptions = AuthOptions()
     cors: CorsOptions = CorsOptions()
     resources: dict[str, ResourceGroup] = msgspec.field(default_factory=dict)
+    profiles: ProfilesOptions = ProfilesOptions()
 
 
 SAMPLE_CONFIG = """\
@@ -380,7 +427,7 @@ def parse_config(text: str, source: str) -> Config:
         if group is not None and group not in resources:
             raise ConfigError(f"{source}: services.{name}._resource_group: no [resources.{group}] is configured")
     return Config(source, raw.limits, raw.redis, raw.orchestration, raw.context_services, services, raw.auth,
-                  raw.cors, resources)
+                  raw.cors, resources, raw.profiles)
 
 
 def load_config(path: str | None) -> Config:

@@ -36,6 +36,10 @@ from gmsd.gms.service_api import ServiceApi
 from gmsd.gms.storage_api import StorageApi
 from gmsd.gms.store import GmsStore, PoolStore
 from gmsd.settings import Settings
+from gmsd.ucs import routes as ucs_routes
+from gmsd.ucs.interactions import Interactions
+from gmsd.ucs.profiles import CustomerProfiles, core_schema
+from gmsd.ucs.store import UcsStore
 from gmsd.web import lifecycle
 from gmsd.web import ops as ops_routes
 from gmsd.web.auth import Authenticator
@@ -103,6 +107,7 @@ class _Gmsd(Starlette):
 
 def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     """The application for `settings`; `client` replaces the Redis client built from the URL."""
+    core_schema(settings.config.profiles)  # a `default` that fits no type stops the start here (ConfigError)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -122,6 +127,10 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         app.state.cs = ContextServices(cs_store, settings.config)
         app.state.cs_items = ConversationItems(cs_store, settings.config)
         app.state.console = Inventory(ConsoleStore(pipeline), settings.config)
+        ucs_store = UcsStore(pipeline)
+        app.state.ucs = CustomerProfiles(ucs_store, settings.config.profiles)
+        app.state.ucs_interactions = Interactions(ucs_store, limits)
+        app.state.ucs_limits = limits
         lifecycle.delay_sigterm(settings.shutdown_delay)
         # Everything allocated so far lives as long as the process: keep the collector from
         # walking it again on every full collection (shorter pauses, so a lower p99).
@@ -149,7 +158,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         RedisClusterException: _redis_error,
     }
     handlers.update(dict.fromkeys(UNAVAILABLE_ERRORS, _unavailable))
-    routes = [*ops_routes.routes, *gms_routes.routes, *cs_routes.routes, *console_routes.routes]
+    routes = [*ops_routes.routes, *gms_routes.routes, *cs_routes.routes, *ucs_routes.routes, *console_routes.routes]
 
     async def _service_name(service_id: str) -> str | None:
         api: ServiceApi = app.state.gms

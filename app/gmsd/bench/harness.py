@@ -387,10 +387,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "query latency among many conversations, RSS under 16 concurrent 10 MiB uploads)")
     parser.add_argument("--other-conversations", type=int, default=100_000,
                         help="with --scaling: conversations of other customers in Redis during the query test")
+    parser.add_argument("--profiles", type=int, default=0, metavar="N",
+                        help="measure identify among N customer profiles instead (e.g. 1000000), and memory "
+                        "per profile")
+    parser.add_argument("--identify-requests", type=int, default=2000,
+                        help="with --profiles: identify requests measured (one at a time)")
 
 
 def main(options: argparse.Namespace) -> int:
     """Run the benchmark; print the Markdown table; write the JSON file."""
+    if options.profiles > 0:
+        from gmsd.bench import profiles as bench_profiles
+
+        figures = bench_profiles.run(options)
+        path = Path(options.json_path).with_name("profiles.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(figures, indent=2))
+        print(bench_profiles.markdown(figures))
+        return 0
     if options.scaling:
         from gmsd.bench import scaling as bench_scaling
 

@@ -4,6 +4,8 @@
   and 2 tasks (MEMORY USAGE summed over every key, divided by the count);
 - latency of a customer query with 10, 100 and 1,000 services while Redis holds 100,000 other
   conversations (it must not grow with the total);
+- memory in Redis per customer profile with 5 core attributes and 2 phone records (created through
+  the API, with an identification key on the phone number);
 - gmsd's peak RSS while 16 clients upload 10 MiB files at once.
 """
 
@@ -22,6 +24,7 @@ import httpx
 import redis
 
 from gmsd.bench import harness as bench
+from gmsd.bench import profiles as bench_profiles
 
 CS = "/genesys/1/cs"
 
@@ -81,6 +84,15 @@ async def _gms_services(base: str, count: int) -> None:
             response.raise_for_status()
 
         await _gather_limited([create] * count)
+
+
+async def _profiles(base: str, count: int) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=64)) as client:
+        async def create(i: int) -> None:
+            response = await client.post(f"{CS}/profiles", json=bench_profiles.profile_body(i))
+            response.raise_for_status()
+
+        await _gather_limited([lambda i=i: create(i) for i in range(count)])
 
 
 def _query_latency_ms(base: str, customer: str, repeat: int = 30) -> float:
@@ -147,6 +159,11 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         report["redis_bytes_per_conversation_2_states_2_tasks"] = round(_memory_per_key_set(client, 1000))
         client.flushall()
 
+        bench_profiles.prepare(base)
+        asyncio.run(_profiles(base, 1000))
+        report["redis_bytes_per_profile_5_core_2_phones"] = round(_memory_per_key_set(client, 1000))
+        client.flushall()
+
         others = options.other_conversations
         latency: dict[str, Any] = {}
         asyncio.run(_fill(base, [("c10", 10), ("c100", 100), ("c1000", 1000)], 0, 0))
@@ -169,6 +186,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"- Redis memory per GMS service with three 20-byte keys: **{report['redis_bytes_per_gms_service_3x20B']} B**",
         "- Redis memory per conversation with 2 states and 2 tasks: "
         f"**{report['redis_bytes_per_conversation_2_states_2_tasks']} B**",
+        "- Redis memory per customer profile with 5 core attributes and 2 phone records: "
+        f"**{report['redis_bytes_per_profile_5_core_2_phones']} B**",
         "",
         "| customer's services | " + " | ".join(f"median query ms, {c.replace('_', ' ')}" for c in columns) + " |",
         "|---:|" + "---:|" * len(columns),

@@ -6,7 +6,6 @@ One handler per route and method, each described for the OpenAPI document (`gmsd
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from urllib.parse import quote
 
 import msgspec
 from starlette.requests import Request
@@ -20,7 +19,7 @@ from gmsd.gms.storage_api import StorageApi
 from gmsd.timestamps import instant
 from gmsd.types import Parameters
 from gmsd.web.body import read_body, read_parameters, require_utf8
-from gmsd.web.downloads import CHUNK_BYTES, Download, DownloadLane
+from gmsd.web.downloads import CHUNK_BYTES, DOWNLOAD_HEADERS, Download, DownloadLane, attachment
 from gmsd.web.openapi import JSON, Answer, Api, Param
 from gmsd.web.paths import GMS_PREFIX, STORAGE_PREFIX
 from gmsd.web.responses import GmsErrorBody, json_response
@@ -225,21 +224,11 @@ async def _binary(request: Request, read: Callable[[bool], Awaitable[BinaryValue
     # The type exactly as uploaded (as `media_type`, Starlette would add a charset to text/*).
     # Whatever that type and the file name: a download, never a page a browser renders or runs
     # on gmsd's origin (a `text/html` upload is a stored script otherwise).
-    headers = {"content-type": value.content_type, **_DOWNLOAD,
-               "content-disposition": _disposition(value.filename) if value.filename else "attachment"}
+    headers = {"content-type": value.content_type, **DOWNLOAD_HEADERS,
+               "content-disposition": attachment(value.filename)}
     if leave is None and len(value.data) <= CHUNK_BYTES:
         return Response(value.data, 200, headers)  # one write
     return Download(value.data, headers, leave)
-
-
-_DOWNLOAD = {"x-content-type-options": "nosniff", "content-security-policy": "default-src 'none'; sandbox"}
-
-
-def _disposition(filename: str) -> str:
-    quoted = quote(filename, safe=" !#$&+-.^_`|~")
-    if quoted == filename:
-        return f'attachment; filename="{filename}"'
-    return f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 # --- the Storage API (`/genesys/1/storage…`) -------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from urllib.parse import quote
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -20,6 +21,19 @@ from starlette.types import Receive, Scope, Send
 from gmsd.errors import Overloaded
 
 CHUNK_BYTES = 256 * 1024
+# Whatever a stored value's type: a download, never a page a browser renders or runs on gmsd's
+# origin (a `text/html` upload would be a stored script otherwise).
+DOWNLOAD_HEADERS = {"x-content-type-options": "nosniff", "content-security-policy": "default-src 'none'; sandbox"}
+
+
+def attachment(filename: str | None) -> str:
+    """The Content-Disposition of a download: `attachment`, with the file name when there is one."""
+    if not filename:
+        return "attachment"
+    quoted = quote(filename, safe=" !#$&+-.^_`|~")
+    if quoted == filename:
+        return f'attachment; filename="{filename}"'
+    return f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 class DownloadLane:

@@ -34,6 +34,7 @@ _CONVERTER = re.compile(r"{([^}:]+)(:[^}]+)?}")
 ERROR_MEANINGS = {
     400: "the request is not acceptable (bad input)",
     401: "credentials missing or wrong (only when authentication is on)",
+    403: "forbidden: customer profiles are not enabled, or the profile schema is empty",
     404: "not found: an unknown route, service or key",
     409: "the resource is not in a state that allows this (already ended)",
     413: "a body, file or field count over its configured limit",
