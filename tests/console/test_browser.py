@@ -381,9 +381,10 @@ def _ago(minutes: float) -> str:
     return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z"
 
 
-def test_screenshots_of_the_two_main_pages(browser: Browser, server: GmsdProcess, http: httpx.Client,
-                                           tmp_path: Path) -> None:
-    """The README's pictures: a realistic journey (times in the past) and a service with a file.
+def test_screenshots_of_the_main_pages(browser: Browser, server: GmsdProcess, http: httpx.Client,
+                                       tmp_path: Path) -> None:
+    """The README's pictures: a realistic journey (times in the past), a service with a file and
+    a customer's profile found by e-mail.
     `GMSD_SCREENSHOTS=docs python -m pytest tests/console -k screenshots` writes them into docs/."""
     target = Path(os.environ.get("GMSD_SCREENSHOTS") or tmp_path)
     customer = "C-1001"
@@ -422,8 +423,29 @@ def test_screenshots_of_the_two_main_pages(browser: Browser, server: GmsdProcess
         page.click("#open-form button")
         expect(page.locator("#keys tbody tr[data-key=photo]")).to_be_visible()
         page.screenshot(path=str(target / "console-services.png"), full_page=True)
+
+        # The same customer's profile, found by their e-mail address.
+        email = {"name": "idEmail", "attributes": ["EmailAddress"]}
+        assert http.post(f"{CS}/metadata/identification-keys", json=email).status_code in (201, 409)
+        address = http.post(f"{CS}/metadata/profiles/extensions", json={
+            "name": "Address", "type": "multi-valued", "unique": ["kind"],
+            "attributes": [{"name": "kind", "type": "string"}, {"name": "city", "type": "string"},
+                           {"name": "street", "type": "string"}]})
+        assert address.status_code in (201, 409)
+        http.post(f"{CS}/profiles", json={
+            "FirstName": "Ana", "LastName": "Lima", "EmailAddress": ["ana.lima@example.com", "ana@example.org"],
+            "PhoneNumber": "+33298143456", "Title": "Ms",
+            "Address": [{"kind": "home", "city": "Brest", "street": "12 rue de Siam"},
+                        {"kind": "work", "city": "Rennes", "street": "1 place de la Gare"}]}).raise_for_status()
+        page.goto(f"{server.base}/console/#profiles")
+        expect(page.locator("#identify-key option", has_text="idEmail")).to_be_attached()
+        page.select_option("#identify-key", "idEmail")
+        page.fill('.identify-value[data-attribute="EmailAddress"]', "ana@example.org")
+        page.click("#identify-submit")
+        expect(page.locator("#profiles article.profile")).to_have_count(1)
+        page.screenshot(path=str(target / "console-profiles.png"), full_page=True)
         watched.assert_clean()
     finally:
         watched.context.close()
-    for name in ("console-journeys.png", "console-services.png"):
+    for name in ("console-journeys.png", "console-services.png", "console-profiles.png"):
         assert (target / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,16 +9,19 @@ const $ = (id) => document.getElementById(id);
 let keys = []; // the identification keys of the tenant the form names, as GET …/identification-keys lists them
 let extensions = []; // the extension schemas of that tenant: every profile shown carries all of them
 let loadedFor = null; // the tenant whose keys and extensions are loaded
+let loads = 0; // loads started: only the answer of the latest one is shown
 
 const tenant = () => $("profiles-tenant").value.trim();
 
 /** Load the tenant's identification keys and extension schemas into the identify form. */
 async function loadMetadata() {
   const wanted = tenant();
+  const load = ++loads;
   const [listedKeys, listedExtensions] = await Promise.all([
     call("GET", `${CS}/metadata/identification-keys`, { tenant: wanted }),
     call("GET", `${CS}/metadata/profiles/extensions`, { tenant: wanted }),
   ]);
+  if (load !== loads) return; // a later load (another tenant) answers for the form
   keys = listedKeys;
   extensions = listedExtensions;
   loadedFor = wanted;
@@ -36,12 +39,14 @@ async function loadMetadata() {
 function renderKeyFields() {
   const fields = $("identify-fields");
   const key = keys.find((candidate) => candidate.name === $("identify-key").value);
+  // What was typed stays where the same attribute is asked again.
+  const typed = new Map([...fields.querySelectorAll(".identify-value")].map((input) => [input.dataset.attribute, input.value]));
   fields.replaceChildren();
   if (!key) return;
   key.attributes.forEach((attribute, index) => {
     fields.append(el("label", { class: "field" }, attribute,
       el("input", { class: "identify-value", "data-attribute": attribute, autocomplete: "off", spellcheck: "false",
-        required: index === 0 })));
+        required: index === 0, value: typed.get(attribute) ?? "" })));
   });
 }
 
@@ -125,7 +130,9 @@ export function profilesShown() {
 /** Wire the view. */
 export function setUpProfiles() {
   $("identify-key").addEventListener("change", renderKeyFields);
-  $("profiles-tenant").addEventListener("change", () => attempt(loadMetadata));
+  $("profiles-tenant").addEventListener("change", () => {
+    if (loadedFor !== tenant()) attempt(loadMetadata);
+  });
   $("identify-form").addEventListener("submit", (event) => attempt(() => identify(event)));
   $("profile-form").addEventListener("submit", (event) => attempt(() => open(event)));
 }
