@@ -2,8 +2,9 @@
 (Basic authentication on, CORS allowing one local origin): pages load with no console error and
 no CSP violation at desktop and 360 px widths; a service created through the page (text field,
 chosen file, dropped file) is listed, downloadable and deletable; a composite start made over
-HTTP shows on the journey timeline with its state and task; a page of another origin calls the
-API with `gms_user`, and one of an origin that is not allowed cannot."""
+HTTP shows on the journey timeline with its state and task; a customer identified on the
+Profiles view shows with the records of their extensions and leads to their timeline; a page of
+another origin calls the API with `gms_user`, and one of an origin that is not allowed cannot."""
 
 from __future__ import annotations
 
@@ -136,6 +137,10 @@ def test_console_and_reference_load_without_errors_or_csp_violations(browser: Br
         expect(page.locator("#view-services")).to_be_hidden()
         expect(page.locator("#nav-journeys")).to_have_attribute("aria-current", "page")
         assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.click("#nav-profiles")
+        expect(page.locator("#view-profiles")).to_be_visible()
+        expect(page.locator("#identify-none")).to_be_visible()  # the default tenant has no key yet
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
         watched.assert_clean()
         page.goto(f"{server.base}/docs")
         expect(page.locator(".opblock-tag", has_text="Service API")).to_be_visible(timeout=20_000)
@@ -262,6 +267,67 @@ def test_a_composite_start_over_http_shows_on_the_timeline(console: WatchedPage,
     expect(page.locator("#timeline-empty")).to_have_text("No service for this customer (in this tenant).")
 
 
+def test_identify_a_customer_then_see_the_profile_its_extension_records_and_their_timeline(
+        console: WatchedPage, server: GmsdProcess, http: httpx.Client) -> None:
+    tenant = {"ContactCenterId": "profiles-1"}  # the view reads the tenant the person names
+    phone = {"name": "Phone", "type": "multi-valued", "unique": ["PhoneNumber"],
+             "attributes": [{"name": "PhoneNumber", "type": "string", "mandatory": True},
+                            {"name": "description", "type": "string", "length": 32}]}
+    assert http.post(f"{CS}/metadata/profiles/extensions", json=phone, headers=tenant).status_code == 201
+    key = {"name": "idPhone", "source": "Phone", "attributes": ["PhoneNumber"]}
+    assert http.post(f"{CS}/metadata/identification-keys", json=key, headers=tenant).status_code == 201
+    profile = {"FirstName": "Bruce", "LastName": "Banner", "EmailAddress": ["bruce@example.com", "b@example.org"],
+               "Phone": [{"PhoneNumber": "3145926535", "description": "family phone"},
+                         {"PhoneNumber": "3145920000", "description": "work"}]}
+    created = http.post(f"{CS}/profiles", json=profile, headers=tenant)
+    assert created.status_code == 201, created.text
+    customer_id = created.json()["customer_id"]
+    other = http.post(f"{CS}/profiles", json={"FirstName": "Betty", "Phone": [{"PhoneNumber": "999"}]}, headers=tenant)
+    assert other.status_code == 201, other.text
+    started = http.post(f"{CS}/services/start", json={"service_type": "Repair", "customer_id": customer_id},
+                        headers=tenant)
+    assert started.status_code == 201, started.text
+
+    page = open_console(console, server, "profiles")
+    page.fill("#profiles-tenant", "profiles-1")
+    page.dispatch_event("#profiles-tenant", "change")
+    expect(page.locator("#identify-key option")).to_have_text(["idPhone (Phone.PhoneNumber)"])
+    page.fill('.identify-value[data-attribute="Phone.PhoneNumber"]', "3145926535")
+    page.press('.identify-value[data-attribute="Phone.PhoneNumber"]', "Enter")  # the keyboard submits
+    cards = page.locator("#profiles article.profile")
+    expect(cards).to_have_count(1)
+    card = page.locator(f'article.profile[data-customer-id="{customer_id}"]')
+    expect(card.locator("h3")).to_have_text(f"Customer {customer_id}")
+    expect(card.locator(".fields")).to_contain_text("Banner")
+    expect(card.locator(".fields")).to_contain_text("bruce@example.com, b@example.org")  # primary first
+    records = card.locator('table[data-extension="Phone"] tbody tr')
+    expect(records).to_have_count(2)
+    expect(card.locator('table[data-extension="Phone"]')).to_contain_text("family phone")
+    expect(page.locator("#status")).to_have_text("One customer matches.")
+    page.set_viewport_size({"width": 360, "height": 800})  # readable on a phone
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    card.get_by_role("button", name="Show their services' timeline").click()
+    expect(page.locator("#view-journeys")).to_be_visible()
+    expect(page.locator("#timeline .bar.service")).to_have_text("Repair")
+    expect(page.locator("#journey-value")).to_have_value(customer_id)
+    console.assert_clean()
+
+    page.click("#nav-profiles")
+    page.fill("#profile-id", other.json()["customer_id"])
+    page.click("#profile-form button")
+    expect(cards).to_have_count(1)
+    expect(cards.first).to_contain_text("Betty")
+    page.fill("#profile-id", "0000000000000000")
+    page.click("#profile-form button")
+    expect(page.locator("#error")).to_be_visible()
+    message = http.get(f"{CS}/profiles/0000000000000000", headers=tenant).json()["message"]
+    expect(page.locator("#error")).to_have_text(message)  # the API's own message
+    assert all("404" in problem for problem in console.problems), console.problems
+    assert console.violations() == []
+
+
 def _call_from_page(page: Page, base: str, authorization: str) -> Any:
     return page.evaluate("""async ([base, authorization]) => {
         try {
@@ -315,9 +381,10 @@ def _ago(minutes: float) -> str:
     return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z"
 
 
-def test_screenshots_of_the_two_main_pages(browser: Browser, server: GmsdProcess, http: httpx.Client,
-                                           tmp_path: Path) -> None:
-    """The README's pictures: a realistic journey (times in the past) and a service with a file.
+def test_screenshots_of_the_main_pages(browser: Browser, server: GmsdProcess, http: httpx.Client,
+                                       tmp_path: Path) -> None:
+    """The README's pictures: a realistic journey (times in the past), a service with a file and
+    a customer's profile found by e-mail.
     `GMSD_SCREENSHOTS=docs python -m pytest tests/console -k screenshots` writes them into docs/."""
     target = Path(os.environ.get("GMSD_SCREENSHOTS") or tmp_path)
     customer = "C-1001"
@@ -356,8 +423,29 @@ def test_screenshots_of_the_two_main_pages(browser: Browser, server: GmsdProcess
         page.click("#open-form button")
         expect(page.locator("#keys tbody tr[data-key=photo]")).to_be_visible()
         page.screenshot(path=str(target / "console-services.png"), full_page=True)
+
+        # The same customer's profile, found by their e-mail address.
+        email = {"name": "idEmail", "attributes": ["EmailAddress"]}
+        assert http.post(f"{CS}/metadata/identification-keys", json=email).status_code in (201, 409)
+        address = http.post(f"{CS}/metadata/profiles/extensions", json={
+            "name": "Address", "type": "multi-valued", "unique": ["kind"],
+            "attributes": [{"name": "kind", "type": "string"}, {"name": "city", "type": "string"},
+                           {"name": "street", "type": "string"}]})
+        assert address.status_code in (201, 409)
+        http.post(f"{CS}/profiles", json={
+            "FirstName": "Ana", "LastName": "Lima", "EmailAddress": ["ana.lima@example.com", "ana@example.org"],
+            "PhoneNumber": "+33298143456", "Title": "Ms",
+            "Address": [{"kind": "home", "city": "Brest", "street": "12 rue de Siam"},
+                        {"kind": "work", "city": "Rennes", "street": "1 place de la Gare"}]}).raise_for_status()
+        page.goto(f"{server.base}/console/#profiles")
+        expect(page.locator("#identify-key option", has_text="idEmail")).to_be_attached()
+        page.select_option("#identify-key", "idEmail")
+        page.fill('.identify-value[data-attribute="EmailAddress"]', "ana@example.org")
+        page.click("#identify-submit")
+        expect(page.locator("#profiles article.profile")).to_have_count(1)
+        page.screenshot(path=str(target / "console-profiles.png"), full_page=True)
         watched.assert_clean()
     finally:
         watched.context.close()
-    for name in ("console-journeys.png", "console-services.png"):
+    for name in ("console-journeys.png", "console-services.png", "console-profiles.png"):
         assert (target / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,9 +1,11 @@
-// The console's entry point: one page, two views (#services, #journeys) switched by the URL's hash.
+// The console's entry point: one page, three views (#services, #journeys, #profiles) switched by the
+// URL's hash.
 
 import { setUpJourneys } from "./journeys.js";
+import { profilesShown, setUpProfiles } from "./profiles.js";
 import { setUpServices } from "./services.js";
 
-const VIEWS = ["services", "journeys"];
+const VIEWS = ["services", "journeys", "profiles"];
 
 function showView() {
   const wanted = location.hash.slice(1);
@@ -15,9 +17,11 @@ function showView() {
     else link.removeAttribute("aria-current");
   }
   document.title = `${view[0].toUpperCase()}${view.slice(1)} · gmsd console`;
+  if (view === "profiles") profilesShown();
 }
 
-window.addEventListener("hashchange", showView);
-showView();
 setUpJourneys();
 setUpServices();
+setUpProfiles();
+window.addEventListener("hashchange", showView);
+showView();

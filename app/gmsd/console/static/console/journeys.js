@@ -228,6 +228,19 @@ async function start(event) {
   await refresh();
 }
 
+/** Show the journey of a customer (`by` "customer") or contact key (`by` "contact") in this view. */
+export async function showJourney(by, value, tenant) {
+  $("journey-by").value = by;
+  $("journey-value").value = value;
+  $("journey-tenant").value = tenant;
+  lookup = { by, value, tenant };
+  selected = null;
+  $("details").hidden = true;
+  location.hash = "#journeys";
+  showStatus("");
+  await refresh();
+}
+
 /** Wire the view. */
 export function setUpJourneys() {
   $("journey-form").addEventListener("submit", (event) => attempt(() => find(event)));
