@@ -69,6 +69,8 @@ timeout = 10.0
 
 [context_services]
 default_ttl = "7d"
+export_dir = "/var/lib/gmsd/export"
+auto_complete_enabled = false
 
 [auth]
 metrics = "open"
@@ -238,7 +240,9 @@ def _gmsd(redis_url: str, workers: int, profile: str, work: Path,
     port = free_port()
     config = work / "bench.toml"
     deployed = profile == "deployed"
-    config.write_text(BENCH_CONFIG + (DEPLOYED_CONFIG if deployed else ""))
+    # The pod's export volume is a folder of the benchmark's own here.
+    deployed_config = DEPLOYED_CONFIG.replace('"/var/lib/gmsd/export"', json.dumps(str(work / "export")))
+    config.write_text(BENCH_CONFIG + (deployed_config if deployed else ""))
     level = "info" if deployed else "warning"
     credentials = {"GMSD_AUTH_USERNAME": BENCH_USERNAME, "GMSD_AUTH_PASSWORD": BENCH_PASSWORD} if deployed else {}
     process = stack.enter_context(_process(

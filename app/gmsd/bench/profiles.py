@@ -140,7 +140,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
         work = Path(tmp)
         port = bench._redis(work, stack)
         client = redis.Redis(port=port)
-        base, _ = bench._gmsd(f"redis://127.0.0.1:{port}/0", options.workers, work, stack)
+        base, _, _ = bench._gmsd(f"redis://127.0.0.1:{port}/0", options.workers, "minimal", work, stack)
         prepare(base)
         before = int(client.info("memory")["used_memory"])
         started = time.monotonic()
