@@ -245,3 +245,24 @@ def test_index_keys_expire_with_their_last_conversation(client: TestClient, back
     assert backend.sync.pexpiretime(ts) == backend.sync.pexpiretime(ix)
     time.sleep(1.1)
     assert backend.sync.exists(ix, ixexp, ts) == 0
+
+
+def test_a_customer_with_more_services_than_one_read_call_takes(client: TestClient) -> None:
+    # The query reads its conversations 64 per script call (gmsd.cs.store.READ_MANY_BATCH); some
+    # of them were started anonymously in other partitions and associated with the customer.
+    customer = "C-many-services"
+    started = []
+    for n in range(70):
+        if n % 10 == 9:
+            contact = owner_not_in(cs_partition(customer), f"contact-many-{n}")
+            service_id = start_service(client, contact_key=contact, service_type=f"T{n}")
+            post_ok(client, f"/customers/{customer}/services/{service_id}", {}, 200)
+        else:
+            service_id = start_service(client, customer_id=customer, service_type=f"T{n}")
+        start_state(client, service_id, state_type=f"S{n}")
+        started.append(service_id)
+    listed = get(client, f"/customers/{customer}/services", active_states="true")
+    assert ids(listed) == started  # every one, oldest first
+    for n, service in enumerate(listed):
+        assert service["service_type"] == f"T{n}"
+        assert [s["state_type"] for s in service["active_states"]] == [f"S{n}"]

@@ -135,42 +135,45 @@ class Extensions:
         return cls(*(None if s is None else frozenset(s) for s in levels.values()))
 
 
-def _attached(fields: Hash, keep: frozenset[str] | None) -> dict[str, Raw]:
-    out: dict[str, Raw] = {}
+_END_OWN = (b"disposition", b"disposition_desc")  # end event fields shown beside the event, not in it
+
+
+def _read(fields: Hash, keep: frozenset[str] | None) -> tuple[dict[str, Any], dict[str, Raw]]:
+    """A resource's common fields (started, completed, est_duration, duration, disposition,
+    disposition_desc) and its attached data, in one pass over its hash (a query renders
+    hundreds of hashes: one loop each, not one per kind of field)."""
+    t0 = int(fields[b"t0"])
+    started: dict[str, Any] = {"timestamp": format_timestamp(t0)}
+    ended: dict[str, Any] | None = None
+    t1 = fields.get(b"t1")
+    if t1 is not None:
+        ended = {"timestamp": format_timestamp(int(t1))}
+    attached: dict[str, Raw] = {}
     for field, value in fields.items():
-        if field.startswith(b"a:"):
+        kind = field[:2]
+        if kind == b"a:":
             name = field[2:].decode()
             if keep is None or name in keep:
-                out[name] = Raw(value)
-    return out
-
-
-def _event(fields: Hash, prefix: bytes, millis: int) -> dict[str, Any]:
-    event: dict[str, Any] = {"timestamp": format_timestamp(millis)}
-    for field, value in fields.items():
-        if field.startswith(prefix) and field[2:] not in (b"disposition", b"disposition_desc"):
-            event[field[2:].decode()] = Raw(value)
-    return event
+                attached[name] = Raw(value)
+        elif kind == b"s:":
+            if field[2:] not in _END_OWN:
+                started[field[2:].decode()] = Raw(value)
+        elif kind == b"e:" and ended is not None and field[2:] not in _END_OWN:
+            ended[field[2:].decode()] = Raw(value)
+    common: dict[str, Any] = {"started": started, "est_duration": _raw(fields, b"est")}
+    if ended is not None and t1 is not None:
+        common.update(
+            completed=ended,
+            duration=int(t1) - t0,
+            disposition=_raw(fields, b"e:disposition"),
+            disposition_desc=_raw(fields, b"e:disposition_desc"),
+        )
+    return common, attached
 
 
 def _raw(fields: Hash, name: bytes) -> Raw | None:
     value = fields.get(name)
     return None if value is None else Raw(value)
-
-
-def _common(fields: Hash) -> dict[str, Any]:
-    # started, completed, est_duration, duration, disposition, disposition_desc
-    t0 = int(fields[b"t0"])
-    t1 = fields.get(b"t1")
-    out: dict[str, Any] = {"started": _event(fields, b"s:", t0), "est_duration": _raw(fields, b"est")}
-    if t1 is not None:
-        out.update(
-            completed=_event(fields, b"e:", int(t1)),
-            duration=int(t1) - t0,
-            disposition=_raw(fields, b"e:disposition"),
-            disposition_desc=_raw(fields, b"e:disposition_desc"),
-        )
-    return out
 
 
 def split_items(fields: Hash) -> dict[int, Hash]:
@@ -196,9 +199,9 @@ class View:
 
 def render_task(service_id: str, task_id: int, fields: Hash, keep: frozenset[str] | None) -> Raw:
     state = fields.get(b"state")
-    task = Task(task_id, _raw(fields, b"type"), None if state is None else int(state), service_id,
-                **_common(fields))
-    return render(task, _attached(fields, keep))
+    common, attached = _read(fields, keep)
+    task = Task(task_id, _raw(fields, b"type"), None if state is None else int(state), service_id, **common)
+    return render(task, attached)
 
 
 def _task_lists(service_id: str, tasks: dict[int, Hash], view: View,
@@ -217,9 +220,10 @@ def _task_lists(service_id: str, tasks: dict[int, Hash], view: View,
 
 def render_state(service_id: str, state_id: int, fields: Hash, tasks: dict[int, Hash], view: View) -> Raw:
     prev = fields.get(b"prev")
+    common, attached = _read(fields, view.extensions.state)
     state = State(state_id, _raw(fields, b"type"), service_id, None if prev is None else int(prev),
-                  **_common(fields), **_task_lists(service_id, tasks, view, state_id))
-    return render(state, _attached(fields, view.extensions.state))
+                  **common, **_task_lists(service_id, tasks, view, state_id))
+    return render(state, attached)
 
 
 def render_service(service_id: str, svc: Hash, states: Hash, tasks: Hash, view: View) -> Raw:
@@ -238,12 +242,13 @@ def render_service(service_id: str, svc: Hash, states: Hash, tasks: Hash, view: 
                     for sid, s in state_items.items() if (b"t1" in s) == ended
                 ]
     nested.update(_task_lists(service_id, task_items, view))
+    common, attached = _read(svc, view.extensions.service)
     service = Service(
         service_id, _raw(svc, b"type"),
         None if cust is None else cust.decode(), None if contact is None else contact.decode(),
-        **_common(svc), **nested,
+        **common, **nested,
     )
-    return render(service, _attached(svc, view.extensions.service))
+    return render(service, attached)
 
 
 def attached_text(fields: Hash, key: str) -> str | None:

@@ -28,6 +28,8 @@ from gmsd.timestamps import now_millis
 # in, and lives 30 days after the last refresh: a tenant that started nothing for 30 days leaves it.
 TENANTS_REFRESH_S = 86_400
 TENANTS_TTL_S = 30 * 86_400
+# Conversations one read script reads at most (each three HGETALLs): bounds the script's time.
+READ_MANY_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -227,14 +229,28 @@ class CsStore:
             svc: Hash = hash_reply(await self.redis.execute("HGETALL", keys[0]))
             return Conversation(svc, {}, {}) if svc else None
         reply = await self._eval(self.scripts.conversation_read, keys, _flags(states, tasks))
-        return _conversation(reply)
+        return _conversation(reply[0])
 
     async def read_many(self, service_ids: list[str], states: bool, tasks: bool) -> list[Conversation | None]:
-        """Many conversations in one pipeline, each read atomically."""
+        """Many conversations, each read atomically: one script call per partition and
+        `READ_MANY_BATCH` conversations (a customer's services share its partition: usually one
+        call for the whole query), all calls in one pipeline."""
         flags = _flags(states, tasks)
-        replies = await self._eval_many(
-            self.scripts.conversation_read, [(self._keys(sid), flags) for sid in service_ids])
-        return [_conversation(reply) for reply in replies]
+        keys: list[list[str]] = []  # the KEYS of each call
+        slots: list[tuple[int, int]] = []  # (call, place in its answer) of each id, in order
+        open_call: dict[int, int] = {}  # partition -> the call still taking conversations
+        for sid in service_ids:
+            partition = cs_service_partition(sid)
+            assert partition is not None, "the domain checks service ids"
+            index = open_call.get(partition)
+            if index is None or len(keys[index]) >= 3 * READ_MANY_BATCH:
+                index = open_call[partition] = len(keys)
+                keys.append([])
+            slots.append((index, len(keys[index]) // 3))
+            keys[index].extend(self._conversation(sid, partition))
+        calls: list[tuple[Sequence[str], Sequence[Any]]] = [(call_keys, flags) for call_keys in keys]
+        replies = await self._eval_many(self.scripts.conversation_read, calls) if calls else []
+        return [_conversation(replies[index][place]) for index, place in slots]
 
     # --- indexes -----------------------------------------------------------------------------
 
