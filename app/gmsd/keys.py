@@ -102,6 +102,11 @@ def cs_service_partition(service_id: str) -> int | None:
     return partition if partition < CS_PARTITIONS else None
 
 
+def is_cs_service_id(text: str) -> bool:
+    """True if `text` has the shape of a CS service id gmsd could have issued (a partition, a UUID)."""
+    return cs_service_partition(text) is not None
+
+
 # Tenants (the `ContactCenterId` header): each has a keyspace of its own, `cs:t:<tenant>:{cs:<p>}:…`;
 # the default tenant (no header) keeps `cs:{cs:<p>}:…`. A tenant id is letters, digits, `.`, `_`
 # and `-` only, so it holds no `{` (the first `{…}` of a key is its hash tag: the slot stays that of
