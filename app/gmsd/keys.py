@@ -164,6 +164,8 @@ def cs_time_index(partition: int, space: str = "") -> tuple[str, str, str]:
 # Index members: `<kind>\0<escaped owner text>\0…\0<service id>#<association generation>`.
 # Kinds: `c` services of a customer, `a` anonymous services of a contact key, `m` the active
 # services that composite start matches on (customer, contact key, service type).
+# Only `gmsd.cs.store` uses the builders of partitions, keys and members (tests/project/test_layers.py);
+# the rest of `gmsd.cs` may use CS_PARTITIONS, cs_space and is_cs_service_id.
 
 
 def cs_text(text: str) -> bytes:

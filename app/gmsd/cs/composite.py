@@ -9,7 +9,8 @@ the store (`ConversationStore.composite_start`; `gmsd.cs.store` builds the membe
    the state and the task. Identical requests racing each other serialise on that script: the
    first creates, the others see its entry (`retry`) and join it.
 A candidate associated with the customer from another partition is joined by a script in its
-own partition (`composite_join`); if it no longer holds the entry, the entry is dropped.
+own partition (`composite_join`); if it no longer holds the entry, the entry is dropped. A join
+that slid the service's expiry raises its entries in the other partition (`raise_entries`).
 """
 
 from __future__ import annotations
