@@ -72,11 +72,14 @@ def _element(api: ContextServicesBase, element: CompositeElement, now: int) -> E
     return Element(service, state, task, _flag(element.associate_state_task))
 
 
-async def start_composite(api: ContextServicesBase, elements: list[CompositeElement]) -> CompositeAnswer:
-    """Find or create, per element, the active service, its state and its task."""
-    now = now_millis()
-    checked = [_element(api, element, now) for element in elements]
-    return CompositeAnswer([await _run(api, element) for element in checked])
+class CompositeStarter(ContextServicesBase):
+    """The composite start of `/genesys/1/cs/services_composite/start`."""
+
+    async def start(self, elements: list[CompositeElement]) -> CompositeAnswer:
+        """Find or create, per element, the active service, its state and its task."""
+        now = now_millis()
+        checked = [_element(self, element, now) for element in elements]
+        return CompositeAnswer([await _run(self, element) for element in checked])
 
 
 async def _run(api: ContextServicesBase, element: Element) -> CompositeResult:
