@@ -26,7 +26,7 @@ from redis.commands.core import AsyncScript
 from gmsd.backend.batcher import CommandBatcher, hash_reply
 from gmsd.backend.scripts import ScriptSet
 from gmsd.cs.records import Conversation, Fields, Hash, Reply, hash_of
-from gmsd.cs.services import NewItem, NewService
+from gmsd.cs.services import SLIDE_MARGIN_MS, NewItem, NewService
 from gmsd.keys import (
     CS_TENANTS,
     cs_anonymous_prefix,
@@ -408,15 +408,21 @@ class CsStore:
             out.append(None if t0 is None else (int(t0), None if t1 is None else int(t1)))
         return out
 
-    async def purge_batch(self, partition: int, service_ids: list[str], state: str, anonymous: bool) -> Reply:
+    async def purge_batch(self, partition: int, service_ids: list[str], state: str, anonymous: bool) -> str:
         """Delete those of `service_ids` (all of `partition`) that `state` ('any', 'active',
-        'completed') and `anonymous` select; {purged, kept, ip, cm, mm of remote entries…}."""
+        'completed') and `anonymous` select, then their customer entries in other partitions; one
+        mark per service: `p` purged, `k` kept, `g` gone."""
         keys: list[str] = list(self._index(partition))
         for sid in service_ids:
             keys += self._conversation(sid, partition)
         reply: Reply = await self._eval(self.scripts.maintenance_purge, keys,
                                         [now_millis(), state, 1 if anonymous else 0])
-        return reply
+        marks = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        remote = reply[1:]
+        for i in range(0, len(remote), 3):  # {ip, cm, mm} of customer entries in another partition
+            members = [m for m in remote[i + 1:i + 3] if m]
+            await self.index_drop(int(remote[i]), members)
+        return marks
 
     # --- auto-complete ---------------------------------------------------------------------------
 
@@ -431,13 +437,21 @@ class CsStore:
                    for p in partitions]
         return [[m.decode() for m in found] for found in await asyncio.gather(*futures)]
 
-    async def complete_idle(self, partition: int, service_ids: list[str]) -> Reply:
-        """End those of `service_ids` still due, at their deadline; {completed, ip, mm, cm, expiry…}."""
+    async def complete_idle(self, partition: int, service_ids: list[str]) -> int:
+        """End those of `service_ids` still due, at their deadline, then fix their index entries in
+        other partitions (match entries dropped, customer entries raised past a slid expiry); how many."""
         keys: list[str] = list(self._index(partition))
         for sid in service_ids:
             keys += self._conversation(sid, partition)
         reply: Reply = await self._eval(self.scripts.auto_complete, keys, [now_millis()])
-        return reply
+        remote = reply[1:]
+        for i in range(0, len(remote), 4):  # {ip, mm, cm, expiry} of index entries in another partition
+            ip, match_member, customer_member, expiry = int(remote[i]), *remote[i + 1:i + 4]
+            if match_member:  # an ended service is no longer matched
+                await self.index_drop(ip, [match_member])
+            if customer_member and expiry:  # the end slid its expiry
+                await self.index_link(ip, int(expiry) + SLIDE_MARGIN_MS, [customer_member])
+        return int(reply[0])
 
 
 def _conversation(reply: Reply) -> Conversation | None:
