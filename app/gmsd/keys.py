@@ -102,6 +102,11 @@ def cs_service_partition(service_id: str) -> int | None:
     return partition if partition < CS_PARTITIONS else None
 
 
+def is_cs_service_id(text: str) -> bool:
+    """True if `text` has the shape of a CS service id gmsd could have issued (a partition, a UUID)."""
+    return cs_service_partition(text) is not None
+
+
 # Tenants (the `ContactCenterId` header): each has a keyspace of its own, `cs:t:<tenant>:{cs:<p>}:…`;
 # the default tenant (no header) keeps `cs:{cs:<p>}:…`. A tenant id is letters, digits, `.`, `_`
 # and `-` only, so it holds no `{` (the first `{…}` of a key is its hash tag: the slot stays that of
@@ -159,6 +164,8 @@ def cs_time_index(partition: int, space: str = "") -> tuple[str, str, str]:
 # Index members: `<kind>\0<escaped owner text>\0…\0<service id>#<association generation>`.
 # Kinds: `c` services of a customer, `a` anonymous services of a contact key, `m` the active
 # services that composite start matches on (customer, contact key, service type).
+# Only `gmsd.cs.store` uses the builders of partitions, keys and members (tests/project/test_layers.py);
+# the rest of `gmsd.cs` may use CS_PARTITIONS, cs_space and is_cs_service_id.
 
 
 def cs_text(text: str) -> bytes:

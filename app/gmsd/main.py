@@ -26,6 +26,7 @@ from gmsd.console import routes as console_routes
 from gmsd.console.inventory import Inventory
 from gmsd.console.store import ConsoleStore
 from gmsd.cs import routes as cs_routes
+from gmsd.cs.composite import CompositeStarter
 from gmsd.cs.items import ConversationItems
 from gmsd.cs.maintenance import Maintenance
 from gmsd.cs.services import ContextServices
@@ -135,6 +136,7 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
         cs_store = CsStore(pipeline)
         app.state.cs = ContextServices(cs_store, settings.config)
         app.state.cs_items = ConversationItems(cs_store, settings.config)
+        app.state.cs_composite = CompositeStarter(cs_store, settings.config)
         app.state.cs_maintenance = Maintenance(cs_store, settings.config.context_services.export_dir)
         app.state.console = Inventory(ConsoleStore(pipeline), settings.config)
         ucs_store = UcsStore(pipeline)

@@ -2,7 +2,9 @@
 
 A request reads straight down: an area's `routes.py` (HTTP) calls its domain modules (pure:
 no Starlette, no Redis), which reach Redis only through their area's `store.py` behind a
-`Protocol`; `store.py` alone talks to `gmsd.backend`. `gmsd.web` and `gmsd.backend` are
+`Protocol`; `store.py` alone talks to `gmsd.backend`, and alone builds the Context Services
+partitions, keys and index members of `gmsd.keys` (the CS domain speaks in customers, contact
+keys, types and service ids). `gmsd.web` and `gmsd.backend` are
 plumbing that knows no area; areas do not reach into each other. `main.py` (the composition
 root) and `cli.py` wire everything together; `gmsd.bench` is a tool the service never imports.
 """
@@ -25,6 +27,12 @@ ROOMS_WITH_IO = {"routes", "store"}  # an area's only modules that may touch HTT
 COMPOSITION_ROOT = {"gmsd.main", "gmsd.cli"}
 HTTP_LIBRARIES = ("starlette", "uvicorn", "python_multipart")
 REDIS_LIBRARIES = ("redis", "fakeredis", "hiredis", "lupa")
+KEYS_MODULE = "gmsd.keys"
+# What a module of `gmsd.cs` other than its store may take from `gmsd.keys`: the partition count
+# (maintenance and the sweeper walk partitions), the tenant's key prefix (routes) and the check that
+# a service id is one gmsd could have issued. Every other `cs_…`/`CS_…` name there (partitions, ids'
+# partitions, keys, index members and their prefixes and parts, present and future) is the store's.
+CS_KEYS_OUTSIDE_STORE = frozenset({"CS_PARTITIONS", "cs_space", "is_cs_service_id"})
 
 
 def areas(package: Path = PACKAGE) -> set[str]:
@@ -35,11 +43,13 @@ def areas(package: Path = PACKAGE) -> set[str]:
 
 @dataclass(frozen=True)
 class Edge:
-    """One import: `importer` (a module name) imports `imported` (a module name) at `line`."""
+    """One import: `importer` (a module name) imports `imported` (a module name) at `line`; `name`
+    is the name taken from it (`from imported import name`), "" when the module itself is imported."""
 
     importer: str
     imported: str
     line: int
+    name: str = ""
 
 
 def module_name(path: Path, package: Path) -> str:
@@ -66,11 +76,23 @@ def imports(package: Path = PACKAGE) -> Iterator[Edge]:
                     candidate = f"{base}.{alias.name}"
                     as_module = package.parent / Path(*candidate.split("."))
                     is_module = as_module.with_suffix(".py").is_file() or (as_module / "__init__.py").is_file()
-                    yield Edge(importer, candidate if is_module else base, node.lineno)
+                    if is_module:
+                        yield Edge(importer, candidate, node.lineno)
+                    else:
+                        yield Edge(importer, base, node.lineno, alias.name)
 
 
 def _top(name: str) -> str:
     return name.split(".")[0]
+
+
+def builds_cs_keys(edge: Edge) -> bool:
+    """True if `edge` takes from `gmsd.keys` what only the CS store may (or the whole module)."""
+    if edge.imported != KEYS_MODULE:
+        return False
+    if not edge.name:
+        return True  # `import gmsd.keys` / `from gmsd import keys`: every builder, as an attribute
+    return edge.name.lower().startswith("cs_") and edge.name not in CS_KEYS_OUTSIDE_STORE
 
 
 def violations(package: Path = PACKAGE) -> list[str]:
@@ -106,6 +128,8 @@ def violations(package: Path = PACKAGE) -> list[str]:
                 found.append(f"{where} (domain and model modules know no Redis)")
             if into_gmsd and target_sub == sub and len(target) > 2 and target[2] in ROOMS_WITH_IO:
                 found.append(f"{where} (the domain reaches its store through a Protocol, never routes or store)")
+        if sub == "cs" and room != "store" and builds_cs_keys(edge):
+            found.append(f"{where}.{edge.name or '*'} (only the CS store builds partitions, keys and index members)")
         if sub in known_areas and room == "store" and (_top(edge.imported) in HTTP_LIBRARIES or target_sub == "web"):
             found.append(f"{where} (a store knows no HTTP)")
         if (sub == "backend" or (sub not in known_areas and sub not in PLUMBING and not room)) and (
@@ -132,6 +156,16 @@ def test_the_layout_rules_hold() -> None:
     assert violations() == []
 
 
+def test_what_the_cs_domain_may_take_from_keys_exists() -> None:
+    # The allowed names must exist, and the rule must have something to forbid.
+    import gmsd.keys
+
+    defined = set(vars(gmsd.keys))
+    assert defined >= CS_KEYS_OUTSIDE_STORE
+    store_only = {name for name in defined - CS_KEYS_OUTSIDE_STORE if name.lower().startswith("cs_")}
+    assert store_only >= {"cs_partition", "cs_service_partition", "cs_member", "cs_match_prefix", "cs_type_part"}
+
+
 FORBIDDEN = [
     ("gms/service_api.py", "from starlette.requests import Request\n", "know no HTTP"),
     ("cs/services.py", "import redis.asyncio\n", "know no Redis"),
@@ -142,6 +176,14 @@ FORBIDDEN = [
     ("cs/routes.py", "from gmsd.gms.service_api import ServiceApi\n", "does not reach into another"),
     ("keys.py", "from starlette.responses import Response\n", "only web/ and routes know HTTP"),
     ("web/ops.py", "from gmsd.bench import harness\n", "never imports the benchmark"),
+    ("cs/services.py", "from gmsd.keys import cs_member\n", "only the CS store builds"),
+    ("cs/composite.py", "from gmsd.keys import is_cs_service_id, cs_member_service\n", "only the CS store builds"),
+    ("cs/items.py", "from gmsd.keys import cs_type_part\n", "only the CS store builds"),
+    ("cs/queries.py", "from gmsd.keys import cs_customer_prefix as prefix\n", "only the CS store builds"),
+    ("cs/maintenance.py", "from gmsd.keys import cs_index\n", "only the CS store builds"),
+    ("cs/sweeper.py", "from gmsd import keys\n", "only the CS store builds"),
+    ("cs/routes.py", "import gmsd.keys\n", "only the CS store builds"),
+    ("cs/records.py", "from gmsd.keys import CS_TENANTS\n", "only the CS store builds"),
 ]
 
 

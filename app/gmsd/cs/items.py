@@ -12,9 +12,8 @@ from msgspec import Raw
 from gmsd.cs.models import EndEvent, StateStartEvent, TaskStartEvent, TransitionEvent, integer, raw_fields
 from gmsd.cs.queries import Which
 from gmsd.cs.records import Hash, View, event_fields, render_state, render_task, split_items, type_text, typed_field
-from gmsd.cs.services import ContextServicesBase
+from gmsd.cs.services import ContextServicesBase, NewItem
 from gmsd.errors import NotFound
-from gmsd.keys import cs_type_part
 from gmsd.timestamps import now_millis
 
 STATES = "states"
@@ -47,10 +46,11 @@ class ConversationItems(ContextServicesBase):
         now = now_millis()
         t0 = self.timestamp(event.timestamp, now)
         expire_at = self.expiry(event.ttl, event.expiration_time, now)
-        fields, _ = self.item_fields(raws, event, type_name)
+        item_type, fields = self.item_fields(raws, event, type_name)
+        item = NewItem(item_type, t0, fields)
         reply = self.check(await self.mutate(
             service_id, expire_at,
-            lambda token: self.store.start_item(service_id, kind, expire_at, token, state_id, t0, fields)),
+            lambda token: self.store.start_item(service_id, kind, expire_at, token, state_id, item)),
             service_id, f"state {state_id}")
         return int(reply[1])
 
@@ -86,14 +86,14 @@ class ConversationItems(ContextServicesBase):
                       *typed_field(b"e:disposition_desc", from_raws, event.from_, "disposition_desc")]
         to_raws = raw_fields(raws.get("to"))
         type_raw = to_raws.get("state_type") if event.to.state_type is not None else None
-        new_fields = [b"tk", cs_type_part(type_text(type_raw)),
-                      *typed_field(b"type", to_raws, event.to, "state_type"),
-                      *typed_field(b"est", to_raws, event.to, "est_duration"),
-                      *event_fields(b"s:", raws, event), *self.attached(raws, event)]
+        new_state = NewItem(type_text(type_raw), at,
+                            [*typed_field(b"type", to_raws, event.to, "state_type"),
+                             *typed_field(b"est", to_raws, event.to, "est_duration"),
+                             *event_fields(b"s:", raws, event), *self.attached(raws, event)])
         from_id = int(event.from_.state_id)
         reply = self.check(await self.mutate(
             service_id, expire_at,
-            lambda token: self.store.transition(service_id, from_id, expire_at, token, at, end_fields, new_fields)),
+            lambda token: self.store.transition(service_id, from_id, expire_at, token, end_fields, new_state)),
             service_id, f"state {from_id}")
         return int(reply[1])
 

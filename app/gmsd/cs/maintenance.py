@@ -25,7 +25,7 @@ from typing import Protocol, TypeVar
 from msgspec import Raw
 
 from gmsd.cs.files import FORMATS, ExportFiles
-from gmsd.cs.records import Conversation, Reply, View, render_service
+from gmsd.cs.records import Conversation, View, render_service
 from gmsd.errors import BadRequest
 from gmsd.keys import CS_PARTITIONS
 from gmsd.timestamps import instant, now_millis
@@ -53,17 +53,15 @@ class MaintenanceStore(Protocol):
         """(start ms, end ms or None) of each service, None if gone."""
         ...
 
-    async def purge_batch(self, partition: int, service_ids: list[str], state: str, anonymous: bool) -> Reply:
-        """Delete the selected ones of `service_ids`; {marks (p purged, k kept, g gone), remote entries…}."""
+    async def purge_batch(self, partition: int, service_ids: list[str], state: str, anonymous: bool) -> str:
+        """Delete the selected ones of `service_ids` (and their entries elsewhere); one mark per service:
+        `p` purged, `k` kept, `g` gone."""
         ...
 
     async def read_many(self, service_ids: list[str], states: bool, tasks: bool) -> list[Conversation | None]:
         """Many conversations, each read atomically."""
         ...
 
-    async def index_drop(self, partition: int, members: list[bytes]) -> None:
-        """Drop index entries that can never be valid again."""
-        ...
 
 
 # --- purge ---------------------------------------------------------------------------------------
@@ -247,16 +245,11 @@ class Maintenance:
             page = await self.store.time_page(partition, False, cursor.low, high, cursor.ties, PURGE_BATCH)
             if not page:
                 return purged
-            reply = await self.store.purge_batch(partition, [sid for sid, _ in page], purge.state, purge.anonymous)
-            marks = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+            marks = await self.store.purge_batch(partition, [sid for sid, _ in page], purge.state, purge.anonymous)
             purged += marks.count("p")
             for (_, at), mark in zip(page, marks, strict=True):
                 if mark == "k":  # still there: the next read starts past it
                     cursor.passed(at)
-            remote = reply[1:]
-            for i in range(0, len(remote), 3):  # customer entries in another partition
-                members = [m for m in remote[i + 1:i + 3] if m]
-                await self.store.index_drop(int(remote[i]), members)
             if len(page) < PURGE_BATCH:
                 return purged
 

@@ -1,10 +1,10 @@
 """HTTP handlers of Context Services (`/genesys/1/cs…`): services, composite start, queries, states, tasks.
 
 Each handler parses its request, makes one call into the domain (`ContextServices` in
-`gmsd.cs.services`, `ConversationItems` in `gmsd.cs.items`, `start_composite` in
-`gmsd.cs.composite`) and answers. Errors are rendered by `gmsd.web.responses.error_response`
-with the `exception` class name Context Services clients expect. Each handler is described
-for the OpenAPI document (`gmsd.web.openapi`).
+`gmsd.cs.services`, `ConversationItems` in `gmsd.cs.items`, `CompositeStarter` in
+`gmsd.cs.composite`, `Maintenance` in `gmsd.cs.maintenance`) and answers. Errors are rendered by
+`gmsd.web.responses.error_response` with the `exception` class name Context Services clients expect.
+Each handler is described for the OpenAPI document (`gmsd.web.openapi`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gmsd.cs import composite as cs_composite
+from gmsd.cs.composite import CompositeStarter
 from gmsd.cs.items import STATES, TASKS, ConversationItems
 from gmsd.cs.maintenance import ExportQuery, Maintenance, Purge
 from gmsd.cs.models import (
@@ -83,6 +83,13 @@ def _space(request: Request) -> str | None:
 def services(request: Request) -> ContextServices:
     """The service operations for this request, on its tenant's keyspace."""
     api: ContextServices = request.app.state.cs
+    space = _space(request)
+    return api if space is None else api.in_space(space)
+
+
+def composite(request: Request) -> CompositeStarter:
+    """Composite start for this request, on its tenant's keyspace."""
+    api: CompositeStarter = request.app.state.cs_composite
     space = _space(request)
     return api if space is None else api.in_space(space)
 
@@ -247,7 +254,7 @@ async def composite_start(request: Request) -> Response:
     body, _ = await event(request, CompositeStart)
     if not body.services:
         raise BadRequest("`services` must have at least one element")
-    answer = await cs_composite.start_composite(services(request), body.services)
+    answer = await composite(request).start(body.services)
     first = answer.services[0]
     where = f"{PREFIX}/services/{first.service.service_id}"
     where += f"/tasks/{first.task.task_id}" if first.task is not None else f"/states/{first.state.state_id}"

@@ -1,7 +1,8 @@
 """The Context Services domain: services, queries and expiry.
 
-Pure logic over `ConversationStore`: it checks input, picks partitions and ids, turns events into stored
-fields, and turns the scripts' statuses into answers or the typed errors of `gmsd.errors`.
+Pure logic over `ConversationStore`: it checks input, turns events into stored fields, and turns the
+scripts' statuses into answers or the typed errors of `gmsd.errors`. It speaks in customers, contact
+keys, types and service ids: partitions, index members and script arguments are the store's.
 States and tasks are in `gmsd.cs.items`, composite start in `gmsd.cs.composite`. Nothing here
 knows HTTP.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol, Self
 
 from msgspec import Raw
@@ -33,7 +35,6 @@ from gmsd.cs.queries import ServiceFilter, oldest_first
 from gmsd.cs.records import (
     Conversation,
     Fields,
-    ItemSpec,
     Reply,
     View,
     attached_data,
@@ -45,20 +46,7 @@ from gmsd.cs.records import (
     typed_field,
 )
 from gmsd.errors import BadRequest, Conflict, NotFound, StorageUnavailable
-from gmsd.keys import (
-    cs_anonymous_prefix,
-    cs_customer_prefix,
-    cs_match_owner_prefix,
-    cs_match_prefix,
-    cs_match_suffix,
-    cs_member,
-    cs_member_service,
-    cs_new_service_id,
-    cs_owner_part,
-    cs_partition,
-    cs_service_partition,
-    cs_type_part,
-)
+from gmsd.keys import is_cs_service_id
 from gmsd.timestamps import instant, now_millis
 
 # Each attempt means another request changed the same index or service meanwhile (and made
@@ -70,60 +58,80 @@ MAX_ATTEMPTS = 16
 SLIDE_MARGIN_MS = 60_000
 
 
+@dataclass(frozen=True)
+class NewService:
+    """A service about to be created, in the domain's words: its id (`ConversationStore.new_service_id`),
+    owner, type, expiry, start time and stored fields (the store adds its index entries)."""
+
+    service_id: str
+    customer_id: str | None
+    contact_key: str | None
+    service_type: str | None
+    expire_at: int
+    t0: int
+    fields: Fields
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """A state or task about to be started: its type (what composite start matches), start ms, fields."""
+
+    item_type: str | None
+    t0: int
+    fields: Fields
+
+
 class ConversationStore(Protocol):
     """Where conversations and their indexes live (`gmsd.cs.store.CsStore` on Redis).
 
-    Scripts answer a status first (`ok`, `nf`, `nfs`, `ended`, `retry`, `stale`), then their data.
+    The domain speaks in customers, contact keys, types and service ids; the store picks partitions
+    and builds the index members and script arguments. Scripts answer a status first (`ok`, `nf`,
+    `nfs`, `ended`, `retry`, `stale`), then their data; a `token` is the owner a script must see
+    (`raise_entries`), opaque to the domain.
     """
 
     def in_space(self, space: str) -> ConversationStore:
         """This store on another tenant's keyspace (same client and scripts)."""
         ...
 
-    async def start_service(self, service_id: str, partition: int, expire_at: int, customer_member: bytes,
-                            match_member: bytes, t0: int, fields: Fields) -> None:
+    def new_service_id(self, owner: str) -> str:
+        """A fresh service id for a service of `owner` (its customer id, else its contact key)."""
+        ...
+
+    async def start_service(self, new: NewService) -> None:
         """Create a service with its index entries (one script, one partition)."""
         ...
 
-    async def match_candidate(self, partition: int, prefix: bytes) -> bytes | None:
-        """The first index member under a match prefix (to be checked by the script using it)."""
+    async def composite_start(self, new: NewService, state: NewItem, task: NewItem | None,
+                              attach: bool) -> tuple[Reply, str, bool] | None:
+        """One attempt to find the open service matching `new` (customer, contact key, type) and its
+        state/task, or create them: (reply, service id, joined in another partition); None: try again."""
         ...
 
-    async def composite_start(self, partition: int, new_id: str, candidate: bytes, candidate_id: str | None,
-                              service: tuple[int, bytes, bytes, int, Fields], prefix: bytes,
-                              state: ItemSpec, task: ItemSpec | None, attach: bool) -> Reply:
-        """Find the open service matching `prefix` and its state/task, or create them, in one script."""
-        ...
-
-    async def composite_join(self, service_id: str, candidate: bytes, state: ItemSpec, task: ItemSpec | None,
-                             attach: bool) -> Reply:
-        """Find or add the state/task of an existing candidate service, in one script."""
-        ...
-
-    async def owner(self, service_id: str) -> tuple[bytes, bytes | None, bytes | None] | None:
-        """(customer/anonymous member, match member, index partition if remote), None if gone."""
+    async def raise_entries(self, service_id: str, expire_at: int) -> bytes | None:
+        """Raise the service's index entries in another partition (if any) to `expire_at`; the token of
+        its current owner, None if the service is gone."""
         ...
 
     async def end_service(self, service_id: str, expire_at: int | None, token: bytes, t1: int,
                           fields: Fields) -> Reply:
-        """End a service (and its active states and tasks) at `t1`."""
+        """End a service (and its active states and tasks) at `t1`, and drop its match entry."""
         ...
 
     async def delete_service(self, service_id: str) -> Reply:
-        """Delete a conversation and its index entries in its own partition."""
+        """Delete a conversation and all its index entries."""
         ...
 
     async def expire_service(self, service_id: str, expire_at: int, token: bytes) -> Reply:
         """Give a conversation and its index entries a new expiry."""
         ...
 
-    async def associate(self, service_id: str, customer_id: str, member_prefix: bytes, owner_part: bytes,
-                        remote_partition: int | None, fields: Fields) -> Reply:
-        """Attach an anonymous service to `customer_id` (its own partition's half)."""
+    async def associate(self, service_id: str, customer_id: str, fields: Fields) -> Reply:
+        """Attach a service to `customer_id`: its entries move to the customer's index."""
         ...
 
     async def start_item(self, service_id: str, kind: str, expire_at: int | None, token: bytes,
-                         state_id: int | None, t0: int, fields: Fields) -> Reply:
+                         state_id: int | None, item: NewItem) -> Reply:
         """Start a state or task of a service."""
         ...
 
@@ -132,9 +140,9 @@ class ConversationStore(Protocol):
         """End a state or task of a service."""
         ...
 
-    async def transition(self, service_id: str, from_id: int, expire_at: int | None, token: bytes, at: int,
-                         end_fields: Fields, new_fields: Fields) -> Reply:
-        """End state `from_id` and start the next one atomically."""
+    async def transition(self, service_id: str, from_id: int, expire_at: int | None, token: bytes,
+                         end_fields: Fields, new_state: NewItem) -> Reply:
+        """End state `from_id` and start the next one atomically (at `new_state.t0`)."""
         ...
 
     async def set_attached(self, service_id: str, kind: str | None, item_id: int | None, key: str,
@@ -146,20 +154,10 @@ class ConversationStore(Protocol):
         """A conversation, or None if it does not exist (one HGETALL when only the service is needed)."""
         ...
 
-    async def read_many(self, service_ids: list[str], states: bool, tasks: bool) -> list[Conversation | None]:
-        """Many conversations in one pipeline, each read atomically."""
-        ...
-
-    async def index_read(self, partition: int, prefix: bytes, also_trim: bytes = b"") -> list[bytes]:
-        """The live members under `prefix`; expired ones are dropped on the way, under `also_trim` too."""
-        ...
-
-    async def index_link(self, partition: int, expire_at: int, members: list[bytes]) -> None:
-        """Add (or raise the expiry of) entries for a service of another partition."""
-        ...
-
-    async def index_drop(self, partition: int, members: list[bytes]) -> None:
-        """Drop entries that can never be valid again."""
+    async def services_of(self, customer_id: str | None, contact_key: str | None, states: bool,
+                          tasks: bool) -> list[tuple[str, Conversation]]:
+        """The live services of a customer (or the anonymous ones of `contact_key`) with their
+        conversations; stale and expired index entries are dropped on the way."""
         ...
 
 
@@ -184,12 +182,11 @@ class ContextServicesBase:
 
     # --- input -------------------------------------------------------------------------------
 
-    def check_service_id(self, service_id: str) -> int:
-        """The partition of a service id; NotFound for anything gmsd cannot have issued."""
-        partition = cs_service_partition(service_id)
-        if partition is None:
+    @staticmethod
+    def check_service_id(service_id: str) -> None:
+        """NotFound for anything gmsd cannot have issued as a service id."""
+        if not is_cs_service_id(service_id):
             raise NotFound(f"service {service_id[:80]!r} not found")
-        return partition
 
     def owner_text(self, text: str | None, what: str) -> str | None:
         """A customer id or contact key: non-empty, at most the key length limit."""
@@ -265,13 +262,10 @@ class ContextServicesBase:
             # an explicit expiry as asked; a sliding one (the script's, `reply[1]`) a bit later, as the
             # next attempt slides from a later instant
             target = expire_at if expire_at is not None else int(reply[1]) + SLIDE_MARGIN_MS
-            owner = await self.store.owner(service_id)
-            if owner is None:
+            token = await self.store.raise_entries(service_id, target)
+            if token is None:
                 raise NotFound(f"service {service_id!r} not found")
-            customer_member, match_member, remote = owner
-            if remote is not None:
-                await self.store.index_link(int(remote), target, [m for m in (customer_member, match_member) if m])
-            reply = await call(customer_member)
+            reply = await call(token)
         raise busy()
 
     @staticmethod
@@ -281,54 +275,42 @@ class ContextServicesBase:
                 *typed_field(b"e:disposition_desc", raws, event, "disposition_desc")]
 
     def item_fields(self, raws: dict[str, Raw], event: StateStartEvent | TaskStartEvent,
-                    type_name: str) -> tuple[Fields, bytes]:
-        """The stored fields of a new state or task, and its type part (what composite matches)."""
+                    type_name: str) -> tuple[str | None, Fields]:
+        """The type of a new state or task (what composite start matches) and its stored fields."""
         type_raw = raws.get(type_name) if getattr(event, type_name) is not None else None
-        part = cs_type_part(type_text(type_raw))
-        fields = [b"tk", part, *typed_field(b"type", raws, event, type_name),
+        fields = [*typed_field(b"type", raws, event, type_name),
                   *typed_field(b"est", raws, event, "est_duration"),
                   *event_fields(b"s:", raws, event), *self.attached(raws, event)]
-        return fields, part
+        return type_text(type_raw), fields
 
-
-class NewService:
-    """A service about to be created: its id, partition, index members and stored fields."""
-
-    def __init__(self, api: ContextServicesBase, event: ServiceStartEvent, raws: dict[str, Raw], now: int) -> None:
-        customer = api.owner_text(event.customer_id, "customer_id")
-        contact = api.owner_text(event.contact_key, "contact_key")
+    def new_service(self, event: ServiceStartEvent, raws: dict[str, Raw], now: int) -> NewService:
+        """A service about to be created from its start event (its id from the store)."""
+        customer = self.owner_text(event.customer_id, "customer_id")
+        contact = self.owner_text(event.contact_key, "contact_key")
         owner = customer if customer is not None else contact
         if owner is None:
             raise BadRequest("a service needs `customer_id` or `contact_key`")
-        self.partition = cs_partition(owner)
-        self.service_id = cs_new_service_id(self.partition)
-        self.t0 = api.timestamp(event.timestamp, now)
+        service_id = self.store.new_service_id(owner)
+        t0 = self.timestamp(event.timestamp, now)
         kind = type_text(raws["service_type"]) if event.service_type is not None else None
         # Sliding expiration (MAINTENANCE.md §5.5): the period of its type, from every start or
         # update; an explicit `ttl`/`expiration_time` instead, until another explicit one (`xp`).
-        period_ms = api.options.period_seconds(kind) * 1000
-        explicit = api.expiry(event.ttl, event.expiration_time, now)
-        self.expire_at = explicit or now + period_ms
+        period_ms = self.options.period_seconds(kind) * 1000
+        explicit = self.expiry(event.ttl, event.expiration_time, now)
+        expire_at = explicit or now + period_ms
         expiry_fields = [b"sl", str(period_ms).encode()] + ([b"xp", b"1"] if explicit is not None else [])
         # Auto-complete (§5.4): the start event's period, else the configured one; none when disabled.
-        auto = event.auto_complete_after or api.options.auto_complete_after
-        if api.options.auto_complete_enabled and auto is not None:
+        auto = event.auto_complete_after or self.options.auto_complete_after
+        if self.options.auto_complete_enabled and auto is not None:
             expiry_fields += [b"ac", str(auto * 1000).encode()]
-        prefix = cs_customer_prefix(customer) if customer is not None else cs_anonymous_prefix(contact or "")
-        self.customer_member = cs_member(prefix, self.service_id)
-        self.match_prefix = cs_match_prefix(customer, contact, kind)
-        self.match_member = cs_member(self.match_prefix, self.service_id)
-        self.fields: Fields = [b"mk", cs_match_suffix(contact, kind),
-                               *typed_field(b"type", raws, event, "service_type"),
-                               *typed_field(b"est", raws, event, "est_duration"),
-                               *event_fields(b"s:", raws, event), *api.attached(raws, event), *expiry_fields]
+        fields: Fields = [*typed_field(b"type", raws, event, "service_type"),
+                          *typed_field(b"est", raws, event, "est_duration"),
+                          *event_fields(b"s:", raws, event), *self.attached(raws, event), *expiry_fields]
         if customer is not None:
-            self.fields += (b"cust", customer.encode())
+            fields += (b"cust", customer.encode())
         if contact is not None:
-            self.fields += (b"ck", contact.encode())
-
-    def script_args(self) -> tuple[int, bytes, bytes, int, Fields]:
-        return self.expire_at, self.customer_member, self.match_member, self.t0, self.fields
+            fields += (b"ck", contact.encode())
+        return NewService(service_id, customer, contact, kind, expire_at, t0, fields)
 
 
 class ContextServices(ContextServicesBase):
@@ -336,8 +318,8 @@ class ContextServices(ContextServicesBase):
 
     async def start_service(self, event: ServiceStartEvent, raws: dict[str, Raw]) -> str:
         """Create a service; its id."""
-        new = NewService(self, event, raws, now_millis())
-        await self.store.start_service(new.service_id, new.partition, *new.script_args())
+        new = self.new_service(event, raws, now_millis())
+        await self.store.start_service(new)
         return new.service_id
 
     async def end_service(self, service_id: str, event: EndEvent, raws: dict[str, Raw]) -> None:
@@ -347,12 +329,9 @@ class ContextServices(ContextServicesBase):
         t1 = self.timestamp(event.timestamp, now)
         expire_at = self.expiry(event.ttl, event.expiration_time, now)
         fields = [*self.end_fields(raws, event), *self.attached(raws, event)]
-        reply = self.check(await self.mutate(
+        self.check(await self.mutate(
             service_id, expire_at,
             lambda token: self.store.end_service(service_id, expire_at, token, t1, fields)), service_id)
-        remote, match_member = reply[1], reply[2]
-        if remote and match_member:
-            await self.store.index_drop(int(remote), [match_member])
 
     async def get_service(self, service_id: str, view: View) -> Raw:
         self.check_service_id(service_id)
@@ -366,10 +345,7 @@ class ContextServices(ContextServicesBase):
     async def delete_service(self, service_id: str) -> None:
         """Delete a service with its states and tasks (and its index entries)."""
         self.check_service_id(service_id)
-        reply = self.check(await self.store.delete_service(service_id), service_id)
-        remote = reply[1]
-        if remote:
-            await self.store.index_drop(int(remote), [m for m in reply[2:] if m])
+        self.check(await self.store.delete_service(service_id), service_id)
 
     async def expire_service(self, service_id: str, ttl: int | str | None, expiration_time: str | None) -> None:
         """PUT /services/{id}: a new expiry for the whole conversation."""
@@ -384,24 +360,15 @@ class ContextServices(ContextServicesBase):
     async def associate(self, customer_id: str, service_id: str, event: ServiceStartEvent,
                         raws: dict[str, Raw]) -> None:
         """Associate a service with a customer; the body may update start event fields and attached data."""
-        partition = self.check_service_id(service_id)
+        self.check_service_id(service_id)
         self.owner_text(customer_id, "customer_id")
         # `timestamp` and `expiration_time` are ignored here, but a malformed one is still a 400.
         for name in ("timestamp", "expiration_time"):
             text = getattr(event, name)
             if text is not None:
                 self.timestamp(text, 0, name)
-        target = cs_partition(customer_id)
         fields = [*event_fields(b"s:", raws, event), *self.attached(raws, event)]
-        reply = self.check(await self.store.associate(
-            service_id, customer_id, cs_customer_prefix(customer_id), cs_owner_part(customer_id),
-            None if target == partition else target, fields), service_id)
-        expire_at, remote, members = int(reply[1]), reply[2], [m for m in reply[3:5] if m]
-        if remote:  # second step: the customer's index lives in another partition
-            await self.store.index_link(int(remote), expire_at, members)
-        old_remote, old_members = reply[5], [m for m in reply[6:8] if m]
-        if old_remote and old_members:  # left behind by the previous owner: stale for good
-            await self.store.index_drop(int(old_remote), old_members)
+        self.check(await self.store.associate(service_id, customer_id, fields), service_id)
 
     async def set_service_attached(self, service_id: str, key: str, value: bytes) -> None:
         """PUT /services/{id}/extensions/{key} (deprecated): one attached data key."""
@@ -417,33 +384,20 @@ class ContextServices(ContextServicesBase):
         """The services of a customer that pass `where`, oldest first."""
         if not self.limits.fits_key(customer_id):
             return []
-        return await self._query(cs_partition(customer_id), cs_customer_prefix(customer_id),
-                                 cs_match_owner_prefix(customer_id), where, view)
+        return await self._query(customer_id, None, where, view)
 
     async def anonymous_services(self, contact_key: str, where: ServiceFilter, view: View) -> list[Raw]:
         """The anonymous services of a contact key that pass `where`, oldest first."""
         if not self.limits.fits_key(contact_key):
             return []
-        return await self._query(cs_partition(contact_key), cs_anonymous_prefix(contact_key),
-                                 cs_match_owner_prefix(None, contact_key), where, view)
+        return await self._query(None, contact_key, where, view)
 
-    async def _query(self, partition: int, prefix: bytes, match_prefix: bytes, where: ServiceFilter,
+    async def _query(self, customer_id: str | None, contact_key: str | None, where: ServiceFilter,
                      view: View) -> list[Raw]:
-        # The owner's expired match entries are trimmed on the way (index hygiene, docs/keys.md).
-        members = await self.store.index_read(partition, prefix, match_prefix)
-        readable = [(m, cs_member_service(m)) for m in members]
-        stale = [m for m, sid in readable if cs_service_partition(sid) is None]
-        readable = [(m, sid) for m, sid in readable if cs_service_partition(sid) is not None]
         want_states = view.active_states or view.completed_states
         want_tasks = view.active_tasks or view.completed_tasks
-        found = await self.store.read_many([sid for _, sid in readable], want_states, want_tasks) if readable else []
-        kept = []
-        for (member, sid), conversation in zip(readable, found, strict=True):
-            if conversation is None or conversation.service.get(b"cm") != member:
-                stale.append(member)  # deleted, or associated elsewhere since: never valid again
-            elif where.matches(conversation.service):
-                kept.append((sid, conversation))
-        await self.store.index_drop(partition, stale)
+        found = await self.store.services_of(customer_id, contact_key, want_states, want_tasks)
+        kept = [(sid, conversation) for sid, conversation in found if where.matches(conversation.service)]
         by_id = dict(kept)
         ordered = oldest_first([(sid, c.service) for sid, c in kept])
         return [render_service(sid, svc, by_id[sid].states, by_id[sid].tasks, view) for sid, svc in ordered]

@@ -5,6 +5,11 @@ single-key command, or a batch of conversation reads that the queue sends togeth
 touches the keys of one partition `{cs:<p>}` only, declared in KEYS. Scripts answer a status
 first (`ok`, `nf`, `nfs`, `ended`, `retry`, `stale`); the domain (`gmsd.cs.services`) turns them into
 answers or typed errors.
+
+The store alone knows partitions, index members (`gmsd.keys`: `cs_member`, `cs_match_prefix`, …)
+and the scripts' KEYS and ARGV: the domain speaks in customers, contact keys, types and service ids
+(`gmsd.cs.services.ConversationStore`). The second steps of a change whose entries live in another
+partition (link or drop them there) are the store's too.
 """
 
 from __future__ import annotations
@@ -20,8 +25,26 @@ from redis.commands.core import AsyncScript
 
 from gmsd.backend.batcher import CommandBatcher, hash_reply
 from gmsd.backend.scripts import ScriptSet
-from gmsd.cs.records import Conversation, Fields, Hash, ItemSpec, Reply, hash_of
-from gmsd.keys import CS_TENANTS, cs_conversation, cs_index, cs_service_partition, cs_time_index
+from gmsd.cs.records import Conversation, Fields, Hash, Reply, hash_of
+from gmsd.cs.services import SLIDE_MARGIN_MS, NewItem, NewService
+from gmsd.keys import (
+    CS_TENANTS,
+    cs_anonymous_prefix,
+    cs_conversation,
+    cs_customer_prefix,
+    cs_index,
+    cs_match_owner_prefix,
+    cs_match_prefix,
+    cs_match_suffix,
+    cs_member,
+    cs_member_service,
+    cs_new_service_id,
+    cs_owner_part,
+    cs_partition,
+    cs_service_partition,
+    cs_time_index,
+    cs_type_part,
+)
 from gmsd.timestamps import now_millis
 
 # The tenants' set (CS_TENANTS) is refreshed by each process once a day per tenant it starts services
@@ -61,11 +84,42 @@ def _counted(fields: Fields) -> list[Any]:
     return [len(fields) // 2, *fields]
 
 
-def _items_args(state: ItemSpec, task: ItemSpec | None, attach: bool) -> list[Any]:
-    args: list[Any] = [state.type_part, state.t0, *_counted(state.fields)]
+def _item_fields(item: NewItem) -> Fields:
+    """The stored fields of a new state or task: `tk` (its type as composite start matches it) first."""
+    return [b"tk", cs_type_part(item.item_type), *item.fields]
+
+
+def _items_args(state: NewItem, task: NewItem | None, attach: bool) -> list[Any]:
+    args: list[Any] = [cs_type_part(state.item_type), state.t0, *_counted(_item_fields(state))]
     if task is None:
         return [*args, 0]
-    return [*args, 1, task.type_part, 1 if attach else 0, task.t0, *_counted(task.fields)]
+    return [*args, 1, cs_type_part(task.item_type), 1 if attach else 0, task.t0, *_counted(_item_fields(task))]
+
+
+def _partition(service_id: str) -> int:
+    partition = cs_service_partition(service_id)
+    assert partition is not None, "the domain checks service ids"
+    return partition
+
+
+@dataclass(frozen=True)
+class _Entries:
+    """Where a new service goes and what it holds there: partition, index members, stored fields."""
+
+    partition: int
+    customer_member: bytes
+    match_prefix: bytes
+    match_member: bytes
+    fields: Fields
+
+    @classmethod
+    def of(cls, new: NewService) -> _Entries:
+        customer, contact = new.customer_id, new.contact_key
+        prefix = cs_customer_prefix(customer) if customer is not None else cs_anonymous_prefix(contact or "")
+        match_prefix = cs_match_prefix(customer, contact, new.service_type)
+        return cls(_partition(new.service_id), cs_member(prefix, new.service_id), match_prefix,
+                   cs_member(match_prefix, new.service_id),
+                   [b"mk", cs_match_suffix(contact, new.service_type), *new.fields])
 
 
 def _flags(states: bool, tasks: bool) -> tuple[int, int]:
@@ -103,13 +157,10 @@ class CsStore:
         return await self.redis.run_scripts(script, calls)
 
     def _keys(self, service_id: str) -> tuple[str, str, str]:
-        partition = cs_service_partition(service_id)
-        assert partition is not None, "the domain checks service ids"
-        return self._conversation(service_id, partition)
+        return self._conversation(service_id, _partition(service_id))
 
     def _keys_and_index(self, service_id: str) -> list[str]:
-        partition = cs_service_partition(service_id)
-        assert partition is not None, "the domain checks service ids"
+        partition = _partition(service_id)
         return [*self._conversation(service_id, partition), *self._index(partition)]
 
     # --- services ----------------------------------------------------------------------------
@@ -126,53 +177,96 @@ class CsStore:
         await asyncio.gather(self.redis.execute("SADD", CS_TENANTS, self.space),
                              self.redis.execute("EXPIRE", CS_TENANTS, TENANTS_TTL_S))
 
-    async def start_service(self, service_id: str, partition: int, expire_at: int, customer_member: bytes,
-                            match_member: bytes, t0: int, fields: Fields) -> None:
-        await self._register_tenant()
-        svc = self._conversation(service_id, partition)[0]
-        await self._eval(self.scripts.service_start, [svc, *self._index(partition)],
-                         [now_millis(), expire_at, customer_member, match_member, t0, *_counted(fields)])
+    def new_service_id(self, owner: str) -> str:
+        """A fresh service id in the partition of `owner` (its customer id, else its contact key)."""
+        return cs_new_service_id(cs_partition(owner))
 
-    async def match_candidate(self, partition: int, prefix: bytes) -> bytes | None:
+    async def start_service(self, new: NewService) -> None:
+        """Create a service with its index entries (one script, one partition)."""
+        entries = _Entries.of(new)
+        await self._register_tenant()
+        svc = self._conversation(new.service_id, entries.partition)[0]
+        await self._eval(self.scripts.service_start, [svc, *self._index(entries.partition)],
+                         [now_millis(), new.expire_at, entries.customer_member, entries.match_member, new.t0,
+                          *_counted(entries.fields)])
+
+    async def _match_candidate(self, partition: int, prefix: bytes) -> bytes | None:
         """The first index member under a match prefix (to be checked by the script using it)."""
         found: list[bytes] = await self.redis.execute(
             "ZRANGEBYLEX", self._index(partition)[0], b"[" + prefix, b"[" + prefix + b"\xff", "LIMIT", 0, 1)
         return found[0] if found else None
 
-    async def composite_start(self, partition: int, new_id: str, candidate: bytes, candidate_id: str | None,
-                              service: tuple[int, bytes, bytes, int, Fields], prefix: bytes,
-                              state: ItemSpec, task: ItemSpec | None, attach: bool) -> Reply:
-        expire_at, customer_member, match_member, t0, fields = service
+    async def composite_start(self, new: NewService, state: NewItem, task: NewItem | None,
+                              attach: bool) -> tuple[Reply, str, bool] | None:
+        """One attempt to find the open service matching `new` and its state/task, or create them:
+        (reply, service id, joined in another partition), or None to try again.
+
+        The first match entry of the owner's partition is the candidate. One that names no service
+        gmsd issued is dropped; one of another partition (a service associated with this customer from
+        there) is joined by a script in its own partition, or dropped if the service no longer holds
+        it; otherwise one script re-checks it, or creates the service if no entry is left.
+        """
+        entries = _Entries.of(new)
+        partition = entries.partition
+        candidate = await self._match_candidate(partition, entries.match_prefix)
+        local: str | None = None
+        if candidate is not None:
+            candidate_id = cs_member_service(candidate)
+            where = cs_service_partition(candidate_id)
+            if where is None:  # not an id gmsd issued: never valid
+                await self.index_drop(partition, [candidate])
+                return None
+            if where != partition:  # associated with this customer from another partition
+                joined: Reply = await self._eval(
+                    self.scripts.composite_join, self._keys_and_index(candidate_id),
+                    [now_millis(), candidate, *_items_args(state, task, attach)])
+                if joined[0] == b"ok":
+                    return joined, candidate_id, True
+                await self.index_drop(partition, [candidate])
+                return None
+            local = candidate_id
         await self._register_tenant()
-        keys = [*self._index(partition), *self._conversation(new_id, partition)]
-        if candidate_id is not None:
-            keys += self._conversation(candidate_id, partition)
-        args = [now_millis(), prefix, candidate, expire_at, customer_member, match_member, t0,
-                *_counted(fields), *_items_args(state, task, attach)]
+        keys = [*self._index(partition), *self._conversation(new.service_id, partition)]
+        if local is not None:
+            keys += self._conversation(local, partition)
+        args = [now_millis(), entries.match_prefix, candidate or b"", new.expire_at, entries.customer_member,
+                entries.match_member, new.t0, *_counted(entries.fields), *_items_args(state, task, attach)]
         reply: Reply = await self._eval(self.scripts.composite_start, keys, args)
-        return reply
+        if reply[0] != b"ok":
+            return None
+        return reply, new.service_id if reply[1] == 1 else str(local), False
 
-    async def composite_join(self, service_id: str, candidate: bytes, state: ItemSpec, task: ItemSpec | None,
-                             attach: bool) -> Reply:
-        reply: Reply = await self._eval(self.scripts.composite_join, self._keys_and_index(service_id),
-                                        [now_millis(), candidate, *_items_args(state, task, attach)])
-        return reply
-
-    async def owner(self, service_id: str) -> tuple[bytes, bytes | None, bytes | None] | None:
-        """(customer/anonymous member, match member, index partition if remote), None if gone."""
+    async def raise_entries(self, service_id: str, expire_at: int) -> bytes | None:
+        """Raise the service's index entries in another partition (if any) to `expire_at`; its owner's
+        member (`cm`, the token a script checks), None if the service is gone."""
         cm, mm, ip = await self.redis.execute("HMGET", self._keys(service_id)[0], "cm", "mm", "ip")
-        return None if cm is None else (cm, mm, ip)
+        if cm is None:
+            return None
+        if ip is not None:
+            await self.index_link(int(ip), expire_at, [m for m in (cm, mm) if m])
+        customer_member: bytes = cm
+        return customer_member
 
     async def end_service(self, service_id: str, expire_at: int | None, token: bytes, t1: int,
                           fields: Fields) -> Reply:
+        """End a service (and its active states and tasks) at `t1`, and drop its match entry."""
         reply: Reply = await self._eval(
             self.scripts.service_end, self._keys_and_index(service_id),
             [now_millis(), "" if expire_at is None else expire_at, token, t1, *_counted(fields)])
+        if reply[0] == b"ok":
+            remote, match_member = reply[1], reply[2]
+            if remote and match_member:  # the match entry lives in the customer's partition
+                await self.index_drop(int(remote), [match_member])
         return reply
 
     async def delete_service(self, service_id: str) -> Reply:
+        """Delete a conversation and its index entries (those of another partition right after)."""
         reply: Reply = await self._eval(self.scripts.service_delete, self._keys_and_index(service_id),
                                         [now_millis()])
+        if reply[0] == b"ok":
+            remote = reply[1]
+            if remote:
+                await self.index_drop(int(remote), [m for m in reply[2:] if m])
         return reply
 
     async def expire_service(self, service_id: str, expire_at: int, token: bytes) -> Reply:
@@ -180,35 +274,48 @@ class CsStore:
                                         [now_millis(), expire_at, token])
         return reply
 
-    async def associate(self, service_id: str, customer_id: str, member_prefix: bytes, owner_part: bytes,
-                        remote_partition: int | None, fields: Fields) -> Reply:
-        partition = cs_service_partition(service_id)
-        assert partition is not None
+    async def associate(self, service_id: str, customer_id: str, fields: Fields) -> Reply:
+        """Attach a service to `customer_id`: its own partition's half in one script, then (when the
+        customer's index is in another partition) the new entries there and the previous owner's
+        remote entries dropped (docs/keys.md)."""
+        partition = _partition(service_id)
+        target = cs_partition(customer_id)
         keys = [*self._conversation(service_id, partition), *self._index(partition)]
-        args = [now_millis(), service_id, member_prefix, owner_part, customer_id,
-                "" if remote_partition is None else remote_partition, *_counted(fields)]
+        args = [now_millis(), service_id, cs_customer_prefix(customer_id), cs_owner_part(customer_id), customer_id,
+                "" if target == partition else target, *_counted(fields)]
         reply: Reply = await self._eval(self.scripts.service_associate, keys, args)
+        if reply[0] != b"ok":
+            return reply
+        expire_at, remote, members = int(reply[1]), reply[2], [m for m in reply[3:5] if m]
+        if remote:  # second step: the customer's index lives in another partition
+            await self.index_link(int(remote), expire_at, members)
+        old_remote, old_members = reply[5], [m for m in reply[6:8] if m]
+        if old_remote and old_members:  # left behind by the previous owner: stale for good
+            await self.index_drop(int(old_remote), old_members)
         return reply
 
     # --- states and tasks --------------------------------------------------------------------
 
     async def start_item(self, service_id: str, kind: str, expire_at: int | None, token: bytes,
-                         state_id: int | None, t0: int, fields: Fields) -> Reply:
+                         state_id: int | None, item: NewItem) -> Reply:
+        """Start a state or task of a service."""
         args = [now_millis(), "" if expire_at is None else expire_at, token, kind,
-                "" if state_id is None else state_id, t0, *_counted(fields)]
+                "" if state_id is None else state_id, item.t0, *_counted(_item_fields(item))]
         reply: Reply = await self._eval(self.scripts.item_start, self._keys_and_index(service_id), args)
         return reply
 
     async def end_item(self, service_id: str, kind: str, item_id: int, expire_at: int | None, token: bytes,
                        t1: int, fields: Fields) -> Reply:
+        """End a state or task of a service."""
         args = [now_millis(), "" if expire_at is None else expire_at, token, kind, item_id, t1, *_counted(fields)]
         reply: Reply = await self._eval(self.scripts.item_end, self._keys_and_index(service_id), args)
         return reply
 
-    async def transition(self, service_id: str, from_id: int, expire_at: int | None, token: bytes, at: int,
-                         end_fields: Fields, new_fields: Fields) -> Reply:
-        args = [now_millis(), "" if expire_at is None else expire_at, token, from_id, at,
-                *_counted(end_fields), *_counted(new_fields)]
+    async def transition(self, service_id: str, from_id: int, expire_at: int | None, token: bytes,
+                         end_fields: Fields, new_state: NewItem) -> Reply:
+        """End state `from_id` and start the next one atomically (at `new_state.t0`)."""
+        args = [now_millis(), "" if expire_at is None else expire_at, token, from_id, new_state.t0,
+                *_counted(end_fields), *_counted(_item_fields(new_state))]
         reply: Reply = await self._eval(self.scripts.state_transition, self._keys_and_index(service_id), args)
         return reply
 
@@ -252,6 +359,33 @@ class CsStore:
         replies = await self._eval_many(self.scripts.conversation_read, calls) if calls else []
         return [_conversation(replies[index][place]) for index, place in slots]
 
+    async def services_of(self, customer_id: str | None, contact_key: str | None, states: bool,
+                          tasks: bool) -> list[tuple[str, Conversation]]:
+        """The live services of a customer (or the anonymous ones of `contact_key`) with their
+        conversations, in index order. The owner's expired entries (match entries too) are trimmed
+        on the way; an entry naming no service gmsd issued, a service that is gone, or one that no
+        longer holds it (associated elsewhere since) is never valid again and is dropped."""
+        if customer_id is not None:
+            owner = customer_id
+            prefix, match_prefix = cs_customer_prefix(owner), cs_match_owner_prefix(owner)
+        else:
+            owner = contact_key or ""
+            prefix, match_prefix = cs_anonymous_prefix(owner), cs_match_owner_prefix(None, owner)
+        partition = cs_partition(owner)
+        members = await self.index_read(partition, prefix, match_prefix)
+        readable = [(m, cs_member_service(m)) for m in members]
+        stale = [m for m, sid in readable if cs_service_partition(sid) is None]
+        readable = [(m, sid) for m, sid in readable if cs_service_partition(sid) is not None]
+        found = await self.read_many([sid for _, sid in readable], states, tasks) if readable else []
+        live: list[tuple[str, Conversation]] = []
+        for (member, sid), conversation in zip(readable, found, strict=True):
+            if conversation is None or conversation.service.get(b"cm") != member:
+                stale.append(member)
+            else:
+                live.append((sid, conversation))
+        await self.index_drop(partition, stale)
+        return live
+
     # --- indexes -----------------------------------------------------------------------------
 
     async def index_read(self, partition: int, prefix: bytes, also_trim: bytes = b"") -> list[bytes]:
@@ -290,15 +424,21 @@ class CsStore:
             out.append(None if t0 is None else (int(t0), None if t1 is None else int(t1)))
         return out
 
-    async def purge_batch(self, partition: int, service_ids: list[str], state: str, anonymous: bool) -> Reply:
+    async def purge_batch(self, partition: int, service_ids: list[str], state: str, anonymous: bool) -> str:
         """Delete those of `service_ids` (all of `partition`) that `state` ('any', 'active',
-        'completed') and `anonymous` select; {purged, kept, ip, cm, mm of remote entries…}."""
+        'completed') and `anonymous` select, then their customer entries in other partitions; one
+        mark per service: `p` purged, `k` kept, `g` gone."""
         keys: list[str] = list(self._index(partition))
         for sid in service_ids:
             keys += self._conversation(sid, partition)
         reply: Reply = await self._eval(self.scripts.maintenance_purge, keys,
                                         [now_millis(), state, 1 if anonymous else 0])
-        return reply
+        marks = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+        remote = reply[1:]
+        for i in range(0, len(remote), 3):  # {ip, cm, mm} of customer entries in another partition
+            members = [m for m in remote[i + 1:i + 3] if m]
+            await self.index_drop(int(remote[i]), members)
+        return marks
 
     # --- auto-complete ---------------------------------------------------------------------------
 
@@ -313,13 +453,21 @@ class CsStore:
                    for p in partitions]
         return [[m.decode() for m in found] for found in await asyncio.gather(*futures)]
 
-    async def complete_idle(self, partition: int, service_ids: list[str]) -> Reply:
-        """End those of `service_ids` still due, at their deadline; {completed, ip, mm, cm, expiry…}."""
+    async def complete_idle(self, partition: int, service_ids: list[str]) -> int:
+        """End those of `service_ids` still due, at their deadline, then fix their index entries in
+        other partitions (match entries dropped, customer entries raised past a slid expiry); how many."""
         keys: list[str] = list(self._index(partition))
         for sid in service_ids:
             keys += self._conversation(sid, partition)
         reply: Reply = await self._eval(self.scripts.auto_complete, keys, [now_millis()])
-        return reply
+        remote = reply[1:]
+        for i in range(0, len(remote), 4):  # {ip, mm, cm, expiry} of index entries in another partition
+            ip, match_member, customer_member, expiry = int(remote[i]), *remote[i + 1:i + 4]
+            if match_member:  # an ended service is no longer matched
+                await self.index_drop(ip, [match_member])
+            if customer_member and expiry:  # the end slid its expiry
+                await self.index_link(ip, int(expiry) + SLIDE_MARGIN_MS, [customer_member])
+        return int(reply[0])
 
 
 def _conversation(reply: Reply) -> Conversation | None:

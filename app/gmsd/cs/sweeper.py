@@ -18,7 +18,6 @@ import asyncio
 import logging
 from typing import Protocol
 
-from gmsd.cs.records import Reply
 from gmsd.keys import CS_PARTITIONS
 from gmsd.timestamps import now_millis
 
@@ -26,7 +25,6 @@ log = logging.getLogger("gmsd")
 
 SWEEP_BATCH = 100  # services completed per script
 READ_PARTITIONS = 256  # partitions whose heads one batch reads
-SLIDE_MARGIN_MS = 60_000  # as gmsd.cs.services: raised entries in another partition outlive the expiry a little
 
 
 class SweepStore(Protocol):
@@ -44,16 +42,8 @@ class SweepStore(Protocol):
         """Per partition, up to `count` services whose auto-complete deadline is past."""
         ...
 
-    async def complete_idle(self, partition: int, service_ids: list[str]) -> Reply:
-        """Complete those still due; {completed, then ip, mm, cm, expiry per remote service…}."""
-        ...
-
-    async def index_link(self, partition: int, expire_at: int, members: list[bytes]) -> None:
-        """Raise entries of another partition."""
-        ...
-
-    async def index_drop(self, partition: int, members: list[bytes]) -> None:
-        """Drop entries that can never be valid again."""
+    async def complete_idle(self, partition: int, service_ids: list[str]) -> int:
+        """Complete those still due (and fix their index entries in other partitions); how many."""
         ...
 
 
@@ -102,12 +92,4 @@ class AutoCompleteSweeper:
 
     @staticmethod
     async def _complete(store: SweepStore, partition: int, due: list[str]) -> int:
-        reply = await store.complete_idle(partition, due)
-        remote = reply[1:]
-        for i in range(0, len(remote), 4):  # index entries in another partition
-            ip, match_member, customer_member, expiry = int(remote[i]), *remote[i + 1:i + 4]
-            if match_member:  # an ended service is no longer matched
-                await store.index_drop(ip, [match_member])
-            if customer_member and expiry:  # the end slid its expiry
-                await store.index_link(ip, int(expiry) + SLIDE_MARGIN_MS, [customer_member])
-        return int(reply[0])
+        return await store.complete_idle(partition, due)
