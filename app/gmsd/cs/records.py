@@ -269,15 +269,6 @@ def hash_of(flat: list[bytes]) -> Hash:
 
 
 @dataclass(frozen=True)
-class ItemSpec:
-    """A state or task to find or create in a composite start: type part, start ms, fields."""
-
-    type_part: bytes
-    t0: int
-    fields: Fields
-
-
-@dataclass(frozen=True)
 class Conversation:
     """A conversation as read at one instant (states/tasks empty when not asked for)."""
 
