@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import importlib
 import json
 import os
 import shutil
@@ -277,6 +278,43 @@ def _process_tree(pid: int) -> list[int]:
         for child in task.read_text().split():
             pids += _process_tree(int(child))
     return pids
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of `pid` and all its descendants, from /proc."""
+    total = 0
+    for each in _process_tree(pid):
+        try:
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+class PeakRss:
+    """Samples the RSS of a process tree in a thread while the `with` block runs: `baseline`
+    (at entry) and `peak` bytes."""
+
+    def __init__(self, pid: int, interval: float = 0.005) -> None:
+        self.pid, self.interval = pid, interval
+        self.baseline = self.peak = rss_bytes(pid)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, rss_bytes(self.pid))
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -566,32 +604,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(options: argparse.Namespace) -> int:
     """Run the benchmark; print the Markdown table; write the JSON file."""
-    if options.maintenance:
-        from gmsd.bench import maintenance as bench_maintenance
-
-        figures = bench_maintenance.run(options)
-        path = Path(options.json_path).with_name("maintenance.json")
+    # The figure modes: each module's run() and markdown(), its JSON beside the main one.
+    figure_mode = ("maintenance" if options.maintenance else "profiles" if options.profiles > 0
+                   else "scaling" if options.scaling else None)
+    if figure_mode is not None:
+        module = importlib.import_module(f"gmsd.bench.{figure_mode}")
+        figures = module.run(options)
+        path = Path(options.json_path).with_name(f"{figure_mode}.json")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(figures, indent=2))
-        print(bench_maintenance.markdown(figures))
-        return 0
-    if options.profiles > 0:
-        from gmsd.bench import profiles as bench_profiles
-
-        figures = bench_profiles.run(options)
-        path = Path(options.json_path).with_name("profiles.json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(figures, indent=2))
-        print(bench_profiles.markdown(figures))
-        return 0
-    if options.scaling:
-        from gmsd.bench import scaling as bench_scaling
-
-        figures = bench_scaling.run(options)
-        path = Path(options.json_path).with_name("scaling.json")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(figures, indent=2))
-        print(bench_scaling.markdown(figures))
+        print(module.markdown(figures))
         return 0
     report = run(options)
     path = Path(options.json_path)

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import sys
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -28,7 +27,6 @@ import redis.asyncio
 
 from gmsd.backend.connect import command_queue
 from gmsd.bench import harness as bench
-from gmsd.bench.scaling import _rss_bytes
 from gmsd.config import SAMPLE_CONFIG, parse_config
 from gmsd.cs.items import ConversationItems
 from gmsd.cs.models import ServiceStartEvent, StateStartEvent, TaskStartEvent, decode_event
@@ -81,33 +79,19 @@ def fill(url: str, count: int, **kwargs: Any) -> list[str]:
 
 def stream_export(base: str, pid: int, params: dict[str, str]) -> dict[str, Any]:
     """Stream an export, sampling gmsd's RSS meanwhile: bytes, chunks, seconds, RSS before and peak."""
-    baseline = peak = _rss_bytes(pid)
-    done = threading.Event()
-
-    def watch() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _rss_bytes(pid))
-            time.sleep(0.01)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
     body = bytearray()
     chunks = 0
     started = time.perf_counter()
-    try:
-        with httpx.stream("GET", f"{base}{CS}/maintenance/services/stream", params=params, timeout=600) as answer:
-            answer.raise_for_status()
-            chunked = answer.headers.get("transfer-encoding") == "chunked"
-            for chunk in answer.iter_raw():
-                chunks += 1
-                body += chunk
-    finally:
-        done.set()
-        watcher.join()
+    url = f"{base}{CS}/maintenance/services/stream"
+    with bench.PeakRss(pid, interval=0.01) as rss, httpx.stream("GET", url, params=params, timeout=600) as answer:
+        answer.raise_for_status()
+        chunked = answer.headers.get("transfer-encoding") == "chunked"
+        for chunk in answer.iter_raw():
+            chunks += 1
+            body += chunk
     seconds = round(time.perf_counter() - started, 2)
     return {"bytes": len(body), "chunks": chunks, "chunked": chunked, "seconds": seconds,
-            "baseline_rss_mib": round(baseline / 2**20, 1), "peak_rss_mib": round(peak / 2**20, 1),
+            "baseline_rss_mib": round(rss.baseline / 2**20, 1), "peak_rss_mib": round(rss.peak / 2**20, 1),
             "body": bytes(body)}
 
 

@@ -29,18 +29,6 @@ from gmsd.bench import profiles as bench_profiles
 CS = "/genesys/1/cs"
 
 
-def _rss_bytes(pid: int) -> int:
-    total = 0
-    for each in bench._process_tree(pid):
-        try:
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
-
-
 def _memory_per_key_set(client: redis.Redis, count: int) -> float:
     total = 0
     for key in client.scan_iter(count=1000):
@@ -108,9 +96,6 @@ def _query_latency_ms(base: str, customer: str, repeat: int = 30) -> float:
 
 def _upload_peak_rss(base: str, pid: int, clients: int = 16, size: int = 10 * 1024 * 1024) -> dict[str, float]:
     payload = bytes(size)
-    baseline = _rss_bytes(pid)
-    peak = baseline
-    done = threading.Event()
     statuses: list[int] = []
 
     def upload() -> None:
@@ -120,23 +105,13 @@ def _upload_peak_rss(base: str, pid: int, clients: int = 16, size: int = 10 * 10
             statuses.append(response.status_code)
 
     threads = [threading.Thread(target=upload) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-
-    def watch() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _rss_bytes(pid))
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    for thread in threads:
-        thread.join()
-    done.set()
-    watcher.join()
-    return {"clients": clients, "file_mib": size / 2**20, "baseline_rss_mib": round(baseline / 2**20, 1),
-            "peak_rss_mib": round(peak / 2**20, 1), "ok": statuses.count(200)}
+    with bench.PeakRss(pid) as rss:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return {"clients": clients, "file_mib": size / 2**20, "baseline_rss_mib": round(rss.baseline / 2**20, 1),
+            "peak_rss_mib": round(rss.peak / 2**20, 1), "ok": statuses.count(200)}
 
 
 def run(options: argparse.Namespace) -> dict[str, Any]:
