@@ -48,13 +48,13 @@ from gmsd.cs.queries import ServiceFilter, Which
 from gmsd.cs.records import Extensions, View
 from gmsd.cs.services import ContextServices
 from gmsd.errors import BadRequest
-from gmsd.keys import cs_space
 from gmsd.timestamps import instant
 from gmsd.web.body import read_body, require_utf8
 from gmsd.web.openapi import JSON, Answer, Api, Param
 from gmsd.web.paths import CS_PREFIX
 from gmsd.web.responses import CsErrorBody, empty_response, json_response
 from gmsd.web.routing import Resource
+from gmsd.web.tenants import tenant_space
 
 # --- reading requests -------------------------------------------------------------------------
 
@@ -66,45 +66,31 @@ _QUERY_PARAMETERS = frozenset({*FLAGS, "extensions", "started_from", "started_to
 S = TypeVar("S", bound=msgspec.Struct)
 
 
-TENANT_HEADER = "contactcenterid"  # `ContactCenterId`: the tenant (absent: the default tenant)
-
-
-def _space(request: Request) -> str | None:
-    """The key prefix of the request's tenant; None for the default tenant."""
-    tenant = request.headers.get(TENANT_HEADER)
-    if tenant is None:
-        return None
-    try:
-        return cs_space(tenant)
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-
-
 def services(request: Request) -> ContextServices:
     """The service operations for this request, on its tenant's keyspace."""
     api: ContextServices = request.app.state.cs
-    space = _space(request)
+    space = tenant_space(request)
     return api if space is None else api.in_space(space)
 
 
 def composite(request: Request) -> CompositeStarter:
     """Composite start for this request, on its tenant's keyspace."""
     api: CompositeStarter = request.app.state.cs_composite
-    space = _space(request)
+    space = tenant_space(request)
     return api if space is None else api.in_space(space)
 
 
 def items(request: Request) -> ConversationItems:
     """The state and task operations for this request, on its tenant's keyspace."""
     api: ConversationItems = request.app.state.cs_items
-    space = _space(request)
+    space = tenant_space(request)
     return api if space is None else api.in_space(space)
 
 
 def maintenance(request: Request) -> Maintenance:
     """The maintenance operations for this request, on its tenant's keyspace only."""
     api: Maintenance = request.app.state.cs_maintenance
-    space = _space(request)
+    space = tenant_space(request)
     return api if space is None else api.in_space(space)
 
 

@@ -19,8 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gmsd.config import Limits
-from gmsd.errors import BadRequest, UnsupportedMediaType
-from gmsd.keys import cs_space
+from gmsd.errors import UnsupportedMediaType
 from gmsd.ucs.errors import ProfileRefused
 from gmsd.ucs.interactions import Interactions
 from gmsd.ucs.models import (
@@ -43,28 +42,18 @@ from gmsd.web.openapi import JSON, Answer, Api, Param
 from gmsd.web.paths import CS_PREFIX
 from gmsd.web.responses import CsErrorBody, empty_response, json_response
 from gmsd.web.routing import Resource
+from gmsd.web.tenants import tenant_space
 
 PREFIX = CS_PREFIX
-TENANT_HEADER = "contactcenterid"  # `ContactCenterId`: the tenant, as for services (absent: the default)
 
 # --- reading requests -------------------------------------------------------------------------
-
-
-def _space(request: Request) -> str | None:
-    tenant = request.headers.get(TENANT_HEADER)
-    if tenant is None:
-        return None
-    try:
-        return cs_space(tenant)
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
 
 
 def profiles(request: Request) -> CustomerProfiles:
     """The profile operations for this request, on its tenant's keyspace (403 when disabled)."""
     api: CustomerProfiles = request.app.state.ucs
     api.require_enabled()
-    space = _space(request)
+    space = tenant_space(request)
     return api if space is None else api.in_space(space)
 
 
@@ -72,7 +61,7 @@ def interactions(request: Request) -> Interactions:
     """The interaction operations for this request, on its tenant's keyspace (403 when disabled)."""
     profiles(request)
     api: Interactions = request.app.state.ucs_interactions
-    space = _space(request)
+    space = tenant_space(request)
     return api if space is None else api.in_space(space)
 
 
