@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import ClassVar
 
-_CS = "com.genesyslab.gsg.services.contextservices.exceptions."
+# The Java package of the `exception` names Context Services (and the profile routes) answer.
+CS_EXCEPTIONS = "com.genesyslab.gsg.services.contextservices.exceptions."
+_CS = CS_EXCEPTIONS
 
 
 class GmsdError(Exception):

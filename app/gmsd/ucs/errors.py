@@ -7,9 +7,9 @@ answers 400 NotFoundException), and the exception names are the §0 package's
 
 from __future__ import annotations
 
-from gmsd.errors import GmsdError
+from gmsd.errors import CS_EXCEPTIONS, GmsdError
 
-_CS = "com.genesyslab.gsg.services.contextservices.exceptions."
+_CS = CS_EXCEPTIONS
 
 
 class ProfileNotFound(GmsdError):
