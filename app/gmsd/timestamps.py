@@ -35,6 +35,17 @@ def format_timestamp(millis: EpochMillis) -> str:
     return f"{_second(seconds)}.{ms:03d}Z"
 
 
+@lru_cache(maxsize=4096)
+def _second_json(seconds: int) -> bytes:
+    return b'"' + _second(seconds).encode() + b"."
+
+
+def timestamp_json(millis: EpochMillis) -> bytes:
+    """`format_timestamp` as a JSON string (`b'"2026-11-22T06:05:20.157Z"'`), for answers written as bytes."""
+    seconds, ms = divmod(millis, 1000)
+    return _second_json(seconds) + b'%03dZ"' % ms
+
+
 # Unpadded fields, as Java's lenient date formats write them (`2016-3-7T4:5:6.634Z`; API.md §0):
 # each is padded before the ISO parse. The year keeps its four digits.
 _UNPADDED = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})([Tt ])([0-9]{1,2}):([0-9]{1,2})"

@@ -4,7 +4,8 @@ Events are decoded twice from the same bytes, both in C: once into their Struct 
 known fields' types) and once into `dict[str, msgspec.Raw]`, whose unknown keys are the attached
 data, kept as the exact JSON the client sent (objects, arrays, numbers, booleans stay what they
 are). Known fields are stored as that JSON text too, so `5` and `"5"` come back as given.
-Resources are encoded from Structs; attached data is spliced in as top-level keys (`render`).
+The resource Structs describe the answers (the OpenAPI document, the order of their keys); gmsd.cs.records
+writes them as JSON text, with attached data as top-level keys after the resource's own fields.
 """
 
 from __future__ import annotations
@@ -241,7 +242,7 @@ TaskJson = Annotated[Raw, described_as("Task")]
 
 
 class Task(msgspec.Struct, omit_defaults=True):
-    """A task resource (attached data is spliced in by `render`)."""
+    """A task resource (attached data follows as top-level keys: gmsd.cs.records)."""
 
     task_id: int
     task_type: TypedJson | None = None
@@ -328,15 +329,3 @@ class CompositeResult(msgspec.Struct, omit_defaults=True):
 
 class CompositeAnswer(msgspec.Struct):
     services: list[CompositeResult]
-
-
-_encode = msgspec.json.Encoder().encode
-
-
-def render(resource: Task | State | Service, attached: dict[str, Raw]) -> Raw:
-    """A resource as JSON, its attached data as top-level keys after its own fields."""
-    body = _encode(resource)
-    if not attached:
-        return Raw(body)
-    return Raw(body[:-1] + b"," + _encode(attached)[1:])
-

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
 
 from gmsd.cs.records import Hash, attached_text, type_text
 
@@ -61,7 +62,11 @@ def _within(millis: int, start: int | None, end: int | None) -> bool:
     return (start is None or millis >= start) and (end is None or millis < end)
 
 
-def oldest_first(found: list[tuple[str, Hash]]) -> list[tuple[str, Hash]]:
-    """Services by start time, oldest first (ties: by id, for a stable order), as states and tasks
-    are: a public client takes the last element of a list as the most recent one (API.md §2)."""
+T = TypeVar("T")
+
+
+def oldest_first(found: list[tuple[str, Hash, T]]) -> list[tuple[str, Hash, T]]:
+    """Services (id, service hash, what goes with it) by start time, oldest first (ties: by id, for
+    a stable order), as states and tasks are: a public client takes the last element of a list as
+    the most recent one (API.md §2)."""
     return sorted(found, key=lambda item: (int(item[1][b"t0"]), item[0]))

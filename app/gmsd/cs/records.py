@@ -19,14 +19,10 @@ from gmsd.cs.models import (
     INTEGER_FIELDS,
     RESERVED_NAMES,
     EventFields,
-    Service,
-    State,
-    Task,
     compact,
-    render,
 )
 from gmsd.errors import BadRequest, PayloadTooLarge
-from gmsd.timestamps import format_timestamp
+from gmsd.timestamps import timestamp_json
 
 Fields = list[bytes]  # flat field/value pairs, as the scripts take them
 Hash = dict[bytes, bytes]
@@ -135,45 +131,82 @@ class Extensions:
         return cls(*(None if s is None else frozenset(s) for s in levels.values()))
 
 
-_END_OWN = (b"disposition", b"disposition_desc")  # end event fields shown beside the event, not in it
+# Rendering writes the JSON text directly: stored values are already the compact JSON the client
+# sent (checked when written), so a resource is its stored values between the right names. The
+# order of the keys is that of the resource's Struct in gmsd.cs.models (what the OpenAPI document
+# describes), with the attached data last. A query renders hundreds of hashes: one pass over each,
+# no Struct or dict per resource.
+
+_END_OWN = frozenset((b"disposition", b"disposition_desc"))  # end event fields shown beside the event
+_ATTACHED, _STARTED, _ENDED = ord("a"), ord("s"), ord("e")  # first bytes of `a:`, `s:`, `e:` fields
+_encode_text = msgspec.json.Encoder().encode
+_NAMES: dict[bytes, bytes] = {}  # a stored field name -> its JSON string (names repeat across resources)
+_NAMES_KEPT = 4096  # bound: attached data names are the clients' choice
 
 
-def _read(fields: Hash, keep: frozenset[str] | None) -> tuple[dict[str, Any], dict[str, Raw]]:
-    """A resource's common fields (started, completed, est_duration, duration, disposition,
-    disposition_desc) and its attached data, in one pass over its hash (a query renders
-    hundreds of hashes: one loop each, not one per kind of field)."""
+def _name(raw: bytes) -> bytes:
+    """The JSON string of a stored (UTF-8) field name."""
+    text = _NAMES.get(raw)
+    if text is None:
+        if len(_NAMES) >= _NAMES_KEPT:
+            _NAMES.clear()
+        text = _NAMES[raw] = _encode_text(raw.decode())
+    return text
+
+
+def _timestamp(millis: int) -> bytes:
+    return b'{"timestamp":' + timestamp_json(millis)
+
+
+def _write(out: list[bytes], fields: Hash, keep: frozenset[str] | None) -> list[bytes]:
+    """Append a resource's common fields (started, completed, est_duration, duration, disposition,
+    disposition_desc), read in one pass over its hash with its attached data, which is returned:
+    it goes last, after the nested lists."""
     t0 = int(fields[b"t0"])
-    started: dict[str, Any] = {"timestamp": format_timestamp(t0)}
-    ended: dict[str, Any] | None = None
-    t1 = fields.get(b"t1")
-    if t1 is not None:
-        ended = {"timestamp": format_timestamp(int(t1))}
-    attached: dict[str, Raw] = {}
+    t1_text = fields.get(b"t1")
+    started = [b',"started":', _timestamp(t0)]
+    ended = None if t1_text is None else [b',"completed":', _timestamp(int(t1_text))]
+    attached: list[bytes] = []
     for field, value in fields.items():
-        kind = field[:2]
-        if kind == b"a:":
-            name = field[2:].decode()
-            if keep is None or name in keep:
-                attached[name] = Raw(value)
-        elif kind == b"s:":
-            if field[2:] not in _END_OWN:
-                started[field[2:].decode()] = Raw(value)
-        elif kind == b"e:" and ended is not None and field[2:] not in _END_OWN:
-            ended[field[2:].decode()] = Raw(value)
-    common: dict[str, Any] = {"started": started, "est_duration": _raw(fields, b"est")}
-    if ended is not None and t1 is not None:
-        common.update(
-            completed=ended,
-            duration=int(t1) - t0,
-            disposition=_raw(fields, b"e:disposition"),
-            disposition_desc=_raw(fields, b"e:disposition_desc"),
-        )
-    return common, attached
+        if field[1:2] != b":":  # not an `s:`, `e:` or `a:` field (one-byte slices are not allocated)
+            continue
+        kind, name = field[0], field[2:]
+        if kind == _ATTACHED:
+            if keep is None or name.decode() in keep:
+                attached += (b",", _name(name), b":", value)
+        elif kind == _STARTED:
+            if name not in _END_OWN:
+                started += (b",", _name(name), b":", value)
+        elif kind == _ENDED and ended is not None and name not in _END_OWN:
+            ended += (b",", _name(name), b":", value)
+    out += started
+    out.append(b"}")
+    if ended is not None:
+        out += ended
+        out.append(b"}")
+    est = fields.get(b"est")
+    if est is not None:
+        out += (b',"est_duration":', est)
+    if t1_text is not None:
+        out += (b',"duration":', str(int(t1_text) - t0).encode())
+        for field_name, json_name in ((b"e:disposition", b',"disposition":'),
+                                      (b"e:disposition_desc", b',"disposition_desc":')):
+            end_value = fields.get(field_name)
+            if end_value is not None:
+                out += (json_name, end_value)
+    return attached
 
 
-def _raw(fields: Hash, name: bytes) -> Raw | None:
-    value = fields.get(name)
-    return None if value is None else Raw(value)
+def _close(out: list[bytes], nested: list[bytes], attached: list[bytes]) -> Raw:
+    """The resource's text: what `out` holds, the nested lists (`,"name":[…]` pieces), its attached data."""
+    out += nested
+    out += attached
+    out.append(b"}")
+    return Raw(b"".join(out))
+
+
+def _list(name: bytes, items: list[Raw]) -> list[bytes]:
+    return [b',"', name, b'":[', b",".join(items), b"]"]
 
 
 def split_items(fields: Hash) -> dict[int, Hash]:
@@ -198,57 +231,77 @@ class View:
 
 
 def render_task(service_id: str, task_id: int, fields: Hash, keep: frozenset[str] | None) -> Raw:
+    """A task resource (`Task`) with the attached data `keep` selects (None: all)."""
+    out = [b'{"task_id":', str(task_id).encode()]
+    task_type = fields.get(b"type")
+    if task_type is not None:
+        out += (b',"task_type":', task_type)
     state = fields.get(b"state")
-    common, attached = _read(fields, keep)
-    task = Task(task_id, _raw(fields, b"type"), None if state is None else int(state), service_id, **common)
-    return render(task, attached)
+    if state is not None:
+        out += (b',"state_id":', str(int(state)).encode())
+    out += (b',"service_id":', _encode_text(service_id))
+    attached = _write(out, fields, keep)
+    return _close(out, [], attached)
 
 
-def _task_lists(service_id: str, tasks: dict[int, Hash], view: View,
-                state_id: int | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, want, ended in (("active_tasks", view.active_tasks, False),
-                              ("completed_tasks", view.completed_tasks, True)):
+def _task_lists(service_id: str, tasks: dict[int, Hash], view: View, state_id: int | None = None) -> list[bytes]:
+    out: list[bytes] = []
+    state = None if state_id is None else str(state_id).encode()
+    for name, want, ended in ((b"active_tasks", view.active_tasks, False),
+                              (b"completed_tasks", view.completed_tasks, True)):
         if want:
-            out[name] = [
+            out += _list(name, [
                 render_task(service_id, tid, t, view.extensions.task)
                 for tid, t in tasks.items()
-                if (b"t1" in t) == ended and (state_id is None or t.get(b"state") == str(state_id).encode())
-            ]
+                if (b"t1" in t) == ended and (state is None or t.get(b"state") == state)
+            ])
     return out
 
 
 def render_state(service_id: str, state_id: int, fields: Hash, tasks: dict[int, Hash], view: View) -> Raw:
+    """A state resource (`State`), with the tasks of `tasks` that the view asks for."""
+    return _state(service_id, state_id, fields, view.extensions.state, tasks, view)
+
+
+def _state(service_id: str, state_id: int, fields: Hash, keep: frozenset[str] | None,
+           tasks: dict[int, Hash], view: View | None) -> Raw:
+    out = [b'{"state_id":', str(state_id).encode()]
+    state_type = fields.get(b"type")
+    if state_type is not None:
+        out += (b',"state_type":', state_type)
+    out += (b',"service_id":', _encode_text(service_id))
     prev = fields.get(b"prev")
-    common, attached = _read(fields, view.extensions.state)
-    state = State(state_id, _raw(fields, b"type"), service_id, None if prev is None else int(prev),
-                  **common, **_task_lists(service_id, tasks, view, state_id))
-    return render(state, attached)
+    if prev is not None:
+        out += (b',"previous_state_id":', str(int(prev)).encode())
+    attached = _write(out, fields, keep)
+    return _close(out, [] if view is None else _task_lists(service_id, tasks, view, state_id), attached)
 
 
 def render_service(service_id: str, svc: Hash, states: Hash, tasks: Hash, view: View) -> Raw:
-    """A service with the states and tasks the view asks for."""
-    cust, contact = svc.get(b"cust"), svc.get(b"ck")
-    nested: dict[str, Any] = {}
-    task_items = split_items(tasks) if view.active_tasks or view.completed_tasks else {}
+    """A service (`Service`) with the states and tasks the view asks for."""
+    out = [b'{"service_id":', _encode_text(service_id)]
+    service_type = svc.get(b"type")
+    if service_type is not None:
+        out += (b',"service_type":', service_type)
+    for field, json_name in ((b"cust", b',"customer_id":'), (b"ck", b',"contact_key":')):
+        owner = svc.get(field)
+        if owner is not None:
+            out += (json_name, _encode_text(owner.decode()))
+    attached = _write(out, svc, view.extensions.service)
+    nested: list[bytes] = []
     if view.active_states or view.completed_states:
-        state_view = View(extensions=view.extensions)  # states nested in a service: no tasks inside
+        keep = view.extensions.state
         state_items = split_items(states)
-        for name, want, ended in (("active_states", view.active_states, False),
-                                  ("completed_states", view.completed_states, True)):
+        for name, want, ended in ((b"active_states", view.active_states, False),
+                                  (b"completed_states", view.completed_states, True)):
             if want:
-                nested[name] = [
-                    render_state(service_id, sid, s, {}, state_view)
+                nested += _list(name, [
+                    _state(service_id, sid, s, keep, {}, None)  # states nested in a service: no tasks inside
                     for sid, s in state_items.items() if (b"t1" in s) == ended
-                ]
-    nested.update(_task_lists(service_id, task_items, view))
-    common, attached = _read(svc, view.extensions.service)
-    service = Service(
-        service_id, _raw(svc, b"type"),
-        None if cust is None else cust.decode(), None if contact is None else contact.decode(),
-        **common, **nested,
-    )
-    return render(service, attached)
+                ])
+    if view.active_tasks or view.completed_tasks:
+        nested += _task_lists(service_id, split_items(tasks), view)
+    return _close(out, nested, attached)
 
 
 def attached_text(fields: Hash, key: str) -> str | None:
@@ -265,7 +318,8 @@ def attached_text(fields: Hash, key: str) -> str | None:
 
 def hash_of(flat: list[bytes]) -> Hash:
     """An HGETALL answer (a flat list inside a script's reply) as a dict."""
-    return dict(zip(flat[::2], flat[1::2], strict=True))
+    pairs = iter(flat)  # one iterator twice: no slices copied; strict: an odd length raises
+    return dict(zip(pairs, pairs, strict=True))
 
 
 @dataclass(frozen=True)

@@ -397,7 +397,5 @@ class ContextServices(ContextServicesBase):
         want_states = view.active_states or view.completed_states
         want_tasks = view.active_tasks or view.completed_tasks
         found = await self.store.services_of(customer_id, contact_key, want_states, want_tasks)
-        kept = [(sid, conversation) for sid, conversation in found if where.matches(conversation.service)]
-        by_id = dict(kept)
-        ordered = oldest_first([(sid, c.service) for sid, c in kept])
-        return [render_service(sid, svc, by_id[sid].states, by_id[sid].tasks, view) for sid, svc in ordered]
+        kept = [(sid, c.service, c) for sid, c in found if where.matches(c.service)]
+        return [render_service(sid, svc, c.states, c.tasks, view) for sid, svc, c in oldest_first(kept)]

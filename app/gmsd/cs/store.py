@@ -342,13 +342,14 @@ class CsStore:
         """Many conversations, each read atomically: one script call per partition and
         `READ_MANY_BATCH` conversations (a customer's services share its partition: usually one
         call for the whole query), all calls in one pipeline."""
+        return await self._read_many([(sid, _partition(sid)) for sid in service_ids], states, tasks)
+
+    async def _read_many(self, located: list[tuple[str, int]], states: bool, tasks: bool) -> list[Conversation | None]:
         flags = _flags(states, tasks)
         keys: list[list[str]] = []  # the KEYS of each call
         slots: list[tuple[int, int]] = []  # (call, place in its answer) of each id, in order
         open_call: dict[int, int] = {}  # partition -> the call still taking conversations
-        for sid in service_ids:
-            partition = cs_service_partition(sid)
-            assert partition is not None, "the domain checks service ids"
+        for sid, partition in located:
             index = open_call.get(partition)
             if index is None or len(keys[index]) >= 3 * READ_MANY_BATCH:
                 index = open_call[partition] = len(keys)
@@ -373,12 +374,20 @@ class CsStore:
             prefix, match_prefix = cs_anonymous_prefix(owner), cs_match_owner_prefix(None, owner)
         partition = cs_partition(owner)
         members = await self.index_read(partition, prefix, match_prefix)
-        readable = [(m, cs_member_service(m)) for m in members]
-        stale = [m for m, sid in readable if cs_service_partition(sid) is None]
-        readable = [(m, sid) for m, sid in readable if cs_service_partition(sid) is not None]
-        found = await self.read_many([sid for _, sid in readable], states, tasks) if readable else []
+        stale: list[bytes] = []
+        readable: list[bytes] = []
+        located: list[tuple[str, int]] = []
+        for member in members:
+            sid = cs_member_service(member)
+            where = cs_service_partition(sid)
+            if where is None:
+                stale.append(member)
+            else:
+                readable.append(member)
+                located.append((sid, where))
+        found = await self._read_many(located, states, tasks) if located else []
         live: list[tuple[str, Conversation]] = []
-        for (member, sid), conversation in zip(readable, found, strict=True):
+        for member, (sid, _), conversation in zip(readable, located, found, strict=True):
             if conversation is None or conversation.service.get(b"cm") != member:
                 stale.append(member)
             else:
@@ -474,4 +483,4 @@ def _conversation(reply: Reply) -> Conversation | None:
     svc, states, tasks = reply
     if not svc:
         return None
-    return Conversation(hash_of(svc), hash_of(states), hash_of(tasks))
+    return Conversation(hash_of(svc), hash_of(states) if states else {}, hash_of(tasks) if tasks else {})
