@@ -14,7 +14,6 @@ import redis.asyncio as redis
 from redis.exceptions import RedisClusterException
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -90,11 +89,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 class _Gmsd(Starlette):
-    """Starlette with `RequestObserver` as the outermost layer instead of ServerErrorMiddleware.
+    """Starlette with `RequestObserver` as the only layer around the router, instead of
+    ServerErrorMiddleware and ExceptionMiddleware.
 
-    Both wrap `send` to see whether an answer started, and the observer must be outermost to time
-    and count every request; so it also answers unhandled errors (500 JSON) and the stack keeps
-    one layer less on every request. Exception handlers for 500/Exception are not used.
+    All three wrap `send` to see whether an answer started, and the observer must be outermost
+    to time and count every request; so it also maps exceptions to answers with the exception
+    handlers (by class) and answers unhandled errors (500 JSON), and every request goes through
+    two layers fewer. Exception handlers for 500/Exception, or by status code, are not used.
     """
 
     def __init__(self, *, routes: Sequence[BaseRoute], exception_handlers: Mapping[Any, Any],
@@ -103,13 +104,14 @@ class _Gmsd(Starlette):
         self.router = ResourceRouter(routes, lifespan=lifespan)
 
     def build_middleware_stack(self) -> ASGIApp:
-        handlers = {k: v for k, v in self.exception_handlers.items() if k not in (500, Exception)}
-        app: ASGIApp = ExceptionMiddleware(self.router, handlers=handlers, debug=self.debug)
+        handlers = {k: v for k, v in self.exception_handlers.items()
+                    if isinstance(k, type) and k is not Exception}
+        app: ASGIApp = self.router.app  # the router itself, not through its own middleware call
         for cls, args, kwargs in reversed(self.user_middleware):
             app = cls(app, *args, **kwargs)
         if self.cors is not None:  # inside the observer, which sends its own answers through it too
             app = self.cors(app)
-        return RequestObserver(app, self.max_concurrent_requests, self.cors)
+        return RequestObserver(app, self.max_concurrent_requests, self.cors, handlers)
 
     max_concurrent_requests: int | None = None  # set by create_app
     cors: Layer | None = None  # set by create_app: `[cors]` (None: off)

@@ -1,4 +1,4 @@
-"""The one middleware on the request path: request id, timing, metrics and the access log.
+"""The one middleware on the request path: request id, timing, metrics, errors and the access log.
 
 A pure ASGI wrapper (no BaseHTTPMiddleware, which would copy every body through a task group):
 per request it reads the clock twice, wraps `send` once to see the status and add the
@@ -6,14 +6,20 @@ per request it reads the clock twice, wraps `send` once to see the status and ad
 slot, and after the answer records the route *template* that Starlette's router
 put in `scope["route"]` (never the raw path, which carries ids and keys). With `[cors]` on,
 Starlette's CORS middleware stands right inside it (`gmsd.web.cors`).
+
+It also turns exceptions into answers, with the handlers Starlette's `ExceptionMiddleware` would
+use (by the exception's class, most specific first), in the place of that middleware: its
+per-request `Request`, closure and wrapped `send` cost as much as routing, and this layer already
+knows whether an answer started.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,6 +35,10 @@ _SERVER_ERROR = b'{"message":"internal server error"}'
 _OWN_ANSWER = "gmsd.own_answer"  # the scope entry holding an answer the observer makes itself
 
 
+# What turns an exception a request raised into its answer (`gmsd.main` has them).
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+
 async def _own_answer(scope: Scope, receive: Receive, send: Send) -> None:
     answer: ASGIApp = scope[_OWN_ANSWER]
     await answer(scope, receive, send)
@@ -41,8 +51,10 @@ class RequestObserver:
     """Times each HTTP request, tags it with a request id, counts it and logs one JSON line."""
 
     def __init__(self, app: ASGIApp, max_concurrent: int | None = None,
-                 answers_through: Callable[[ASGIApp], ASGIApp] | None = None) -> None:
+                 answers_through: Callable[[ASGIApp], ASGIApp] | None = None,
+                 error_handlers: Mapping[type[Exception], ErrorHandler] | None = None) -> None:
         self.app = app
+        self.error_handlers = dict(error_handlers or {})
         # The answers this layer makes itself (503, 500) pass through `answers_through` (the CORS
         # layer, gmsd.web.cors) as the application's do: a browser must be able to read them too.
         self.own_answers: ASGIApp = _own_answer if answers_through is None else answers_through(_own_answer)
@@ -90,13 +102,19 @@ class RequestObserver:
                 await self.own_answers(scope, receive, send_with_id)
             else:
                 await self.app(scope, receive_outside_the_slot, send_with_id)
-        except Exception:
-            # This middleware stands where Starlette's ServerErrorMiddleware would (one layer
-            # less per request, see gmsd.main): it answers what nothing else handled.
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            if status_sent is None:
-                scope[_OWN_ANSWER] = Response(_SERVER_ERROR, 500, media_type="application/json")
+        except Exception as exc:
+            handler = self.handler_of(exc)
+            if handler is not None and status_sent is None:
+                scope[_OWN_ANSWER] = await handler(Request(scope, receive, send_with_id), exc)
+                exc.__traceback__ = None  # a reused exception instance would pile up tracebacks
                 await self.own_answers(scope, receive, send_with_id)
+            else:
+                # This middleware stands where Starlette's ServerErrorMiddleware would (one layer
+                # less per request, see gmsd.main): it answers what nothing else handled.
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+                if status_sent is None:
+                    scope[_OWN_ANSWER] = Response(_SERVER_ERROR, 500, media_type="application/json")
+                    await self.own_answers(scope, receive, send_with_id)
         finally:
             self.in_progress -= 1
             seconds = time.perf_counter() - started
@@ -107,3 +125,11 @@ class RequestObserver:
             level = logging.DEBUG if route in EXEMPT_PATHS else logging.INFO
             if access_log.isEnabledFor(level):
                 self.access_lines.write(level, method, route, status, seconds, request_id)
+
+    def handler_of(self, exc: Exception) -> ErrorHandler | None:
+        """The handler of the most specific class of `exc` that has one (None: a server fault)."""
+        for cls in type(exc).__mro__:
+            handler = self.error_handlers.get(cls)
+            if handler is not None:
+                return handler
+        return None

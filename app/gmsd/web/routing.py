@@ -47,9 +47,16 @@ class Resource(Route):
         pattern = self.path_regex.pattern
         assert pattern.endswith("$")
         self.path_regex = re.compile(pattern[:-1] + r"\Z", re.DOTALL)
-        self._apps: dict[str, ASGIApp] = {method: _endpoint(handler) for method, handler in handlers.items()}
-        if "GET" in self._apps:
-            self._apps["HEAD"] = self._apps["GET"]
+        # Coroutine handlers are called here (one frame less per request); a plain function runs
+        # in the thread pool, through Starlette's `request_response`.
+        self._handlers: dict[str, Handler] = {
+            method: handler for method, handler in handlers.items() if inspect.iscoroutinefunction(handler)}
+        self._apps: dict[str, ASGIApp] = {
+            method: request_response(handler) for method, handler in handlers.items()
+            if method not in self._handlers}
+        for by_method in (self._handlers, self._apps):
+            if "GET" in by_method:
+                by_method["HEAD"] = by_method["GET"]
         methods = self.methods or set()
         self.allow = ", ".join(sorted(methods, key=lambda m: (_ORDER.index(m) if m in _ORDER else len(_ORDER), m)))
 
@@ -75,25 +82,19 @@ class Resource(Route):
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
-        app = self._apps.get(scope["method"])
+        # Not Starlette's `request_response` either: its inner exception layer cost two closures
+        # and a wrapped `send` per request for nothing (gmsd.web.observer maps the same exceptions
+        # with the same handlers, and refuses as Starlette would once an answer has started).
+        method = scope["method"]
+        handler = self._handlers.get(method)
+        if handler is not None:
+            response = await handler(Request(scope, receive, send))
+            await response(scope, receive, send)
+            return
+        app = self._apps.get(method)
         if app is None:
             raise HTTPException(405, headers={"Allow": self.allow})
         await app(scope, receive, send)
-
-
-def _endpoint(handler: Handler) -> ASGIApp:
-    """The ASGI app of a handler: Starlette's `request_response` without its inner exception
-    layer, which cost two closures and a wrapped `send` per request for nothing: the
-    ExceptionMiddleware one level out maps the same exceptions with the same handlers, and
-    refuses as it would once an answer has started."""
-    if not inspect.iscoroutinefunction(handler):
-        return request_response(handler)  # a plain function runs in the thread pool, as Starlette does
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        response = await handler(Request(scope, receive, send))
-        await response(scope, receive, send)
-
-    return app
 
 
 def _is_utf8(raw: bytes) -> bool:
