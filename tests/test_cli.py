@@ -72,3 +72,20 @@ def test_the_readme_configuration_starts_as_printed(tmp_path: Path) -> None:
         # It gets past the configuration: the only complaint is the embedded store's single process.
         assert "invalid configuration" not in done.stderr, done.stderr
         assert "needs a Redis URL" in done.stderr or "embedded store" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "bench"])
+def test_help_shows_the_defaults_of_values_not_of_flags(command: str) -> None:
+    done = gmsd(command, "--help", env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    lines: dict[str, str] = {}  # option -> its whole entry (argparse may continue it on the next lines)
+    option = ""
+    for line in done.stdout.split("options:", 1)[1].splitlines():
+        if line.startswith("  -"):
+            option = line.split()[0].rstrip(",")
+            lines[option] = line
+        elif option:
+            lines[option] += " " + line.strip()
+    assert "(default: 8080)" in lines["--port"] if command == "serve" else "(default: 64)" in lines["--connections"]
+    flags = [name for name in lines if name in ("--no-webdis", "--no-references", "--cluster", "--proxy-headers")]
+    assert flags and all("(default:" not in lines[name] for name in flags)

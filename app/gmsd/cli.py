@@ -39,6 +39,16 @@ def _port(text: str) -> int:
     return port
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown for options that take a value; not for on/off flags, where `--no-webdis
+    (default: True)` read as if webdis were skipped by default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.nargs == 0:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gmsd",
@@ -51,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run the HTTP service",
         description="Run the HTTP service. With no Redis URL the embedded in-process store is used: "
         "one process only, data lost on exit.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for all)")
     serve.add_argument("--port", type=_port, default=8080, help="TCP port to listen on (1 to 65535)")
@@ -96,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
         help="benchmark gmsd against webdis on loopback (needs wrk, webdis, redis-server)",
         description="Start a redis-server, gmsd serve and webdis on loopback, drive each scenario with wrk, "
         "report requests/s, latency percentiles, errors and CPU per request, and stop everything.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     from gmsd.bench import harness as bench_module
 
