@@ -1,11 +1,19 @@
-"""Multipart bodies: each part's Content-Disposition is parsed once per distinct value and kept
-in a bounded table (gmsd.web.body): answers stay each request's own, and the table stays small
-whatever names clients send."""
+"""Request bodies (gmsd.web.body): urlencoded bodies with nothing to unquote are split without
+`parse_qsl` and must come out exactly as it would split them; each multipart part's
+Content-Disposition is parsed once per distinct value and kept in a bounded table: answers stay
+each request's own, and the table stays small whatever names clients send."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from gmsd.config import Limits
+from gmsd.errors import BadRequest, PayloadTooLarge
 from gmsd.web import body
 from tests.conftest import AppFactory
 
@@ -37,3 +45,15 @@ def test_the_table_of_dispositions_stays_bounded(make_client: AppFactory) -> Non
     long_name = "n" * (body._DISPOSITION_BYTES + 1)
     assert _create(client, {long_name: "v"}) == {long_name: "v"}
     assert not any(long_name.encode() in header for header in body._DISPOSITIONS)  # long values not kept
+
+
+@given(st.text(alphabet="ab=&;é \t%+2", max_size=60), st.integers(min_value=1, max_value=8))
+def test_urlencoded_bodies_split_as_parse_qsl_splits_them(text: str, fields: int) -> None:
+    limits = Limits(fields=fields)
+    try:
+        expected = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=fields)
+    except ValueError:  # over the field limit (or an escape that is not UTF-8): never split
+        with pytest.raises((PayloadTooLarge, BadRequest)):
+            body._urlencoded(text.encode(), limits)
+        return
+    assert body._urlencoded(text.encode(), limits) == expected

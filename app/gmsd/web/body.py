@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import Request
+from starlette.types import Message
 
 from gmsd.config import Limits
 from gmsd.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
@@ -30,35 +31,51 @@ _JSON = b"application/json"
 
 async def read_body(request: Request, limits: Limits) -> bytes:
     """The whole body, refused with 413 past `limits.body_bytes` without reading the rest."""
-    chunks = [chunk async for chunk in _limited_stream(request, limits)]
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    # Not through `_limited_stream`: an async generator per request costs more than reading the
+    # usual body (one message) does.
+    _check_declared(request, limits)
+    chunk, more, received = _chunk(await request.receive(), request, limits, 0)
+    if not more:
+        return chunk
+    chunks = [chunk]
+    while more:
+        chunk, more, received = _chunk(await request.receive(), request, limits, received)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _limited_stream(request: Request, limits: Limits) -> AsyncIterator[bytes]:
     # Straight from the ASGI receive channel: Starlette's request.stream() adds a layer of
     # async generator per chunk for nothing we need.
+    _check_declared(request, limits)
+    more, received = True, 0
+    while more:
+        chunk, more, received = _chunk(await request.receive(), request, limits, received)
+        if chunk:
+            yield chunk
+
+
+def _check_declared(request: Request, limits: Limits) -> None:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise BadRequest("invalid Content-Length")
         if int(declared) > limits.body_bytes:
             raise PayloadTooLarge(f"request body over the limit of {limits.body_bytes} bytes")
-    received = 0
-    receive = request.receive
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            if request.scope.get(BODY_TIMED_OUT):  # gmsd.web.protocol's deadline, not the client
-                raise RequestTimeout(f"the request body did not arrive within {limits.body_timeout:g} s")
-            raise BadRequest("the client closed the connection before the body was complete")
-        chunk: bytes = message.get("body", b"")
-        if chunk:
-            received += len(chunk)
-            if received > limits.body_bytes:
-                raise PayloadTooLarge(f"request body over the limit of {limits.body_bytes} bytes")
-            yield chunk
-        if not message.get("more_body", False):
-            return
+
+
+def _chunk(message: Message, request: Request, limits: Limits, received: int) -> tuple[bytes, bool, int]:
+    """A receive() message's body bytes, whether more follow, and the body's bytes so far; a
+    disconnect is an error, and so is a body past the limit."""
+    if message["type"] == "http.disconnect":
+        if request.scope.get(BODY_TIMED_OUT):  # gmsd.web.protocol's deadline, not the client
+            raise RequestTimeout(f"the request body did not arrive within {limits.body_timeout:g} s")
+        raise BadRequest("the client closed the connection before the body was complete")
+    chunk: bytes = message.get("body", b"")
+    received += len(chunk)
+    if received > limits.body_bytes:
+        raise PayloadTooLarge(f"request body over the limit of {limits.body_bytes} bytes")
+    return chunk, message.get("more_body", False), received
 
 
 def require_utf8(body: bytes, what: str = "the body") -> None:
@@ -122,6 +139,8 @@ def _urlencoded(body: bytes, limits: Limits) -> Parameters:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("the urlencoded body is not UTF-8") from None
+    if "%" not in text and "+" not in text:
+        return _plain_pairs(text, limits)
     try:
         pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=limits.fields)
     except UnicodeDecodeError:
@@ -131,15 +150,47 @@ def _urlencoded(body: bytes, limits: Limits) -> Parameters:
     return list(pairs)
 
 
+def _plain_pairs(text: str, limits: Limits) -> Parameters:
+    """`parse_qsl(text, keep_blank_values=True, max_num_fields=…)` for a body with nothing to
+    unquote (no `%`, no `+`: most form posts of short values), without its per-field unquoting."""
+    if text.count("&") + 1 > limits.fields:  # parse_qsl's own count, empty pieces included
+        raise PayloadTooLarge(f"too many fields: the limit is {limits.fields}")
+    pairs: Parameters = []
+    for piece in text.split("&"):
+        if piece:
+            name, _, value = piece.partition("=")
+            pairs.append((name, value))
+    return pairs
+
+
 class _Part:
-    __slots__ = ("content_type", "data", "filename", "headers", "name")
+    __slots__ = ("content_type", "data", "filename", "headers", "more", "name", "size")
 
     def __init__(self) -> None:
         self.headers: dict[bytes, bytes] = {}
-        self.data = bytearray()
+        # A part that comes in one piece (most do) is kept as that piece, never copied again;
+        # from a second piece on, they are collected in a bytearray (memory stays the bytes).
+        self.data = b""
+        self.more: bytearray | None = None
+        self.size = 0
         self.name = ""
         self.filename: str | None = None
         self.content_type = "application/octet-stream"
+
+    def add(self, piece: bytes) -> None:
+        """Another piece of the part's value."""
+        if self.more is not None:
+            self.more += piece
+        elif self.size:
+            self.more = bytearray(self.data)
+            self.more += piece
+        else:
+            self.data = piece
+        self.size += len(piece)
+
+    def value(self) -> bytes:
+        """The part's whole value."""
+        return self.data if self.more is None else bytes(self.more)
 
 
 class _MultipartCollector:
@@ -180,16 +231,16 @@ class _MultipartCollector:
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         part = self.part
-        part.data += data[start:end]
-        if part.filename is not None and len(part.data) > self.limits.file_bytes:
+        part.add(data[start:end])
+        if part.filename is not None and part.size > self.limits.file_bytes:
             raise PayloadTooLarge(f"file {part.name!r} over the limit of {self.limits.file_bytes} bytes")
 
     def on_part_end(self) -> None:
         part = self.part
         if part.filename is None:
-            self.parts.append((part.name, _utf8(bytes(part.data), f"the value of {part.name!r}")))
+            self.parts.append((part.name, _utf8(part.value(), f"the value of {part.name!r}")))
         else:
-            self.parts.append((part.name, StoredFile(bytes(part.data), part.content_type, part.filename)))
+            self.parts.append((part.name, StoredFile(part.value(), part.content_type, part.filename)))
 
 
 # A part's Content-Disposition, parsed: python-multipart's parser is a third of a small form's
