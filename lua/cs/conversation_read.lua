@@ -1,5 +1,6 @@
 -- Read conversations of one partition, each at one instant: its service hash and, if asked, its
--- states and tasks. A customer query reads all its conversations in one call.
+-- states and tasks. A customer query reads all its conversations in one call. (On one plain Redis
+-- server gmsd sends the same HGETALLs in a MULTI/EXEC instead: as atomic, without the Lua tables.)
 -- KEYS[1] svc   KEYS[2] states   KEYS[3] tasks of the first conversation, KEYS[4..6] of the second, …
 -- ARGV "1" to read the states, "1" to read the tasks
 -- Returns one {service fields, state fields, task fields} per conversation, in KEYS' order (flat

@@ -11,7 +11,7 @@ import pytest
 import redis
 import redis.asyncio
 import uvloop
-from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import AuthenticationError, ExecAbortError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -183,5 +183,61 @@ def test_a_batch_of_scripts_reloads_once_and_raises_an_error_reply(server: Redis
         with pytest.raises(ResponseError, match="WRONGTYPE"):
             await pipe.run_scripts(script, [(["a{1}"], []), (["h{1}"], [])])
         await pipe.aclose()
+
+    run(scenario())
+
+
+def test_a_transaction_keeps_its_replies_and_the_batch_its_order(server: RedisServer, run: Any) -> None:
+    async def scenario() -> None:
+        pipe = wire(server.url)
+        await pipe.execute("HSET", "h", "a", "1")
+        before = pipe.execute("INCR", "n")  # the same batch as the transaction, on both sides of it
+        done = pipe.transaction([("HGETALL", "h"), ("INCR", "n"), ("HGETALL", "missing")])
+        after = pipe.execute("INCR", "n")
+        assert await asyncio.gather(before, done, after) == [1, [[b"a", b"1"], 2, []], 3]
+        await pipe.aclose()
+
+    run(scenario())
+
+
+def test_a_transaction_fails_with_its_first_error_and_others_go_on(server: RedisServer, run: Any) -> None:
+    async def scenario() -> None:
+        pipe = wire(server.url)
+        await pipe.execute("SET", "text", "v")
+        ran_with_error = pipe.transaction([("INCR", "n"), ("HGETALL", "text"), ("INCR", "n")])  # WRONGTYPE at EXEC
+        refused = pipe.transaction([("INCR", "n"), ("NOSUCHCOMMAND",)])  # refused while queued: EXECABORT
+        later = pipe.execute("GET", "n")
+        replies = await asyncio.gather(ran_with_error, refused, later, return_exceptions=True)
+        assert isinstance(replies[0], ResponseError) and "WRONGTYPE" in str(replies[0])
+        assert isinstance(replies[1], ExecAbortError)
+        assert replies[2] == b"2"  # the first transaction's commands ran (Redis has no rollback); not the second's
+        await pipe.aclose()
+
+    run(scenario())
+
+
+def test_a_transaction_runs_as_one_between_other_clients_writes(server: RedisServer, run: Any) -> None:
+    async def scenario() -> None:
+        pipe, other = wire(server.url), redis.asyncio.Redis.from_url(server.url)
+        await other.hset("a", "v", 0)
+        await other.hset("b", "v", 0)
+
+        async def writer() -> None:  # moves both hashes forward together, one script call each step
+            for step in range(1, 301):
+                await other.eval("redis.call('HSET', KEYS[1], 'v', ARGV[1]) "
+                                 "redis.call('HSET', KEYS[2], 'v', ARGV[1])", 2, "a", "b", step)
+
+        async def reader() -> list[tuple[bytes, bytes]]:
+            seen = []
+            for _ in range(300):
+                a, b = await pipe.transaction([("HGET", "a", "v"), ("HGET", "b", "v")])
+                seen.append((a, b))
+            return seen
+
+        _, seen = await asyncio.gather(writer(), reader())
+        assert all(a == b for a, b in seen)  # never one hash of a step and the other of another
+        assert len({a for a, _ in seen}) > 1  # the reads did overlap the writes
+        await pipe.aclose()
+        await other.aclose()
 
     run(scenario())

@@ -54,12 +54,16 @@ class CommandBatcher:
         future: asyncio.Future[Any] = loop.create_future()
         self._commands.append(args)
         self._futures.append(future)
+        self._queued(loop)
+        return future
+
+    def _queued(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Commands were queued: flush a full batch now, else make sure a flush is scheduled."""
         if len(self._futures) >= self.max_batch:
             self._flush()
         elif not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
-        return future
 
     async def run_script(self, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any] = ()) -> Any:
         """EVALSHA `script` inside the batch; on NOSCRIPT load it and run it again."""
@@ -83,6 +87,14 @@ class CommandBatcher:
             if isinstance(reply, BaseException):
                 raise reply
         return list(replies)
+
+    # Whether `transaction` is available: MULTI/EXEC inside the batch needs one connection that
+    # keeps a batch's commands in order (gmsd.backend.wire); redis-py's pipelines route per node.
+    transactions = False
+
+    def transaction(self, commands: Commands) -> asyncio.Future[list[Any]]:
+        """Queue `commands` as one MULTI/EXEC inside the batch; the future gets EXEC's replies."""
+        raise NotImplementedError("this batcher sends no transactions")
 
     async def aclose(self) -> None:
         """Release what the batcher holds of its own (nothing here)."""

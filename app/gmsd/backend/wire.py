@@ -11,7 +11,9 @@ Safety properties:
   answered for `timeout` seconds (a hung or black-holed Redis gives 503s, never a hang);
 - a lost connection fails only the commands that were on it; the next command reconnects;
 - commands are never retried on a new connection (a script may have run: no double writes);
-- error replies become redis-py's exception classes (NoScriptError, ResponseError, …).
+- error replies become redis-py's exception classes (NoScriptError, ResponseError, …);
+- a transaction (MULTI, its commands, EXEC) goes out contiguous inside its batch, on the one
+  connection, so Redis runs its commands as one (native commands: no Lua table conversions).
 
 Used for `redis://` and `unix://` URLs; TLS, Cluster, Sentinel and the embedded store keep
 redis-py's own pipelines (`gmsd.backend.batcher.AutoPipeline`), which do their own routing.
@@ -127,6 +129,28 @@ class WirePipeline(CommandBatcher):
         self._target: dict[str, Any] = dict(parse_url(url))
         self._wire: _Wire | None = None
         self._connecting: asyncio.Task[_Wire] | None = None
+        self._ignored: asyncio.Future[Any] | None = None  # stands for the replies nobody reads
+
+    transactions = True
+
+    def transaction(self, commands: Commands) -> asyncio.Future[list[Any]]:
+        """Queue MULTI, `commands`, EXEC in this turn's batch, contiguous (nothing is queued in
+        between: the loop runs one task at a time). The OK and QUEUED replies are read and
+        dropped (a command refused while queued makes EXEC fail: that error is the answer);
+        an error reply of a command run by EXEC fails the future."""
+        loop = asyncio.get_running_loop()
+        ignored = self._ignored
+        if ignored is None:  # a future already done: the wire skips the reply it stands for
+            ignored = self._ignored = loop.create_future()
+            ignored.set_result(None)
+        executed: asyncio.Future[Any] = loop.create_future()
+        self._commands += [("MULTI",), *commands, ("EXEC",)]
+        self._futures += [ignored] * (len(commands) + 1)
+        self._futures.append(executed)
+        answer: asyncio.Future[list[Any]] = loop.create_future()
+        executed.add_done_callback(lambda done: _exec_answer(done, answer))
+        self._queued(loop)
+        return answer
 
     def _send_batch(self, commands: Commands, futures: Futures) -> None:
         packed = [_pack(args) for args in commands]
@@ -175,6 +199,28 @@ class WirePipeline(CommandBatcher):
         if self._wire is not None:
             self._wire.fail(RedisConnectionError("closed"))
             self._wire = None
+
+
+def _exec_answer(executed: asyncio.Future[Any], answer: asyncio.Future[list[Any]]) -> None:
+    """EXEC's reply to the transaction's future: its replies, or the first error among them."""
+    if answer.done():  # the request went away
+        return
+    if executed.cancelled():
+        answer.cancel()
+        return
+    error = executed.exception()
+    if error is not None:
+        answer.set_exception(error)
+        return
+    replies = executed.result()
+    if replies is None:  # a WATCH abort: gmsd watches nothing, so the stream is not what it seems
+        answer.set_exception(RedisConnectionError("EXEC answered nothing"))
+        return
+    for reply in replies:
+        if isinstance(reply, hiredis.ReplyError):
+            answer.set_exception(_error(reply))
+            return
+    answer.set_result(replies)
 
 
 def _fail(futures: list[asyncio.Future[Any]], error: BaseException) -> None:

@@ -339,9 +339,10 @@ class CsStore:
         return _conversation(reply[0])
 
     async def read_many(self, service_ids: list[str], states: bool, tasks: bool) -> list[Conversation | None]:
-        """Many conversations, each read atomically: one script call per partition and
-        `READ_MANY_BATCH` conversations (a customer's services share its partition: usually one
-        call for the whole query), all calls in one pipeline."""
+        """Many conversations, each read atomically: one MULTI/EXEC of HGETALLs (on one plain
+        server: gmsd.backend.wire) or one `conversation_read.lua` call (Cluster, Sentinel, the
+        embedded store) per partition and `READ_MANY_BATCH` conversations (a customer's services
+        share its partition: usually one for the whole query), all in one pipeline."""
         return await self._read_many([(sid, _partition(sid)) for sid in service_ids], states, tasks)
 
     async def _read_many(self, located: list[tuple[str, int]], states: bool, tasks: bool) -> list[Conversation | None]:
@@ -356,9 +357,21 @@ class CsStore:
                 keys.append([])
             slots.append((index, len(keys[index]) // 3))
             keys[index].extend(self._conversation(sid, partition))
-        calls: list[tuple[Sequence[str], Sequence[Any]]] = [(call_keys, flags) for call_keys in keys]
-        replies = await self._eval_many(self.scripts.conversation_read, calls) if calls else []
+        if self.redis.transactions:
+            replies = await asyncio.gather(*(self._read_transaction(call_keys, states, tasks) for call_keys in keys))
+        else:
+            calls: list[tuple[Sequence[str], Sequence[Any]]] = [(call_keys, flags) for call_keys in keys]
+            replies = await self._eval_many(self.scripts.conversation_read, calls) if calls else []
         return [_conversation(replies[index][place]) for index, place in slots]
+
+    async def _read_transaction(self, keys: list[str], states: bool, tasks: bool) -> list[Reply]:
+        """What `conversation_read.lua` answers for `keys`, read with HGETALLs in one MULTI/EXEC:
+        as atomic, and Redis spends a fifth of the CPU on it (no Lua tables built and unbuilt)."""
+        commands = [("HGETALL", key) for i, key in enumerate(keys)
+                    if i % 3 == 0 or (states if i % 3 == 1 else tasks)]
+        replies = iter(await self.redis.transaction(commands))
+        return [[next(replies), next(replies) if states else [], next(replies) if tasks else []]
+                for _ in range(0, len(keys), 3)]
 
     async def services_of(self, customer_id: str | None, contact_key: str | None, states: bool,
                           tasks: bool) -> list[tuple[str, Conversation]]:
