@@ -8,6 +8,7 @@ Reading: the hashes become rendered resources, with the `extensions` selection a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -140,18 +141,12 @@ class Extensions:
 _END_OWN = frozenset((b"disposition", b"disposition_desc"))  # end event fields shown beside the event
 _ATTACHED, _STARTED, _ENDED = ord("a"), ord("s"), ord("e")  # first bytes of `a:`, `s:`, `e:` fields
 _encode_text = msgspec.json.Encoder().encode
-_NAMES: dict[bytes, bytes] = {}  # a stored field name -> its JSON string (names repeat across resources)
-_NAMES_KEPT = 4096  # bound: attached data names are the clients' choice
 
 
+@lru_cache(maxsize=4096)  # names repeat across resources; bounded: attached data names are the clients' choice
 def _name(raw: bytes) -> bytes:
     """The JSON string of a stored (UTF-8) field name."""
-    text = _NAMES.get(raw)
-    if text is None:
-        if len(_NAMES) >= _NAMES_KEPT:
-            _NAMES.clear()
-        text = _NAMES[raw] = _encode_text(raw.decode())
-    return text
+    return _encode_text(raw.decode())
 
 
 def _timestamp(millis: int) -> bytes:

@@ -346,7 +346,6 @@ class CsStore:
         return await self._read_many([(sid, _partition(sid)) for sid in service_ids], states, tasks)
 
     async def _read_many(self, located: list[tuple[str, int]], states: bool, tasks: bool) -> list[Conversation | None]:
-        flags = _flags(states, tasks)
         keys: list[list[str]] = []  # the KEYS of each call
         slots: list[tuple[int, int]] = []  # (call, place in its answer) of each id, in order
         open_call: dict[int, int] = {}  # partition -> the call still taking conversations
@@ -360,6 +359,7 @@ class CsStore:
         if self.redis.transactions:
             replies = await asyncio.gather(*(self._read_transaction(call_keys, states, tasks) for call_keys in keys))
         else:
+            flags = _flags(states, tasks)
             calls: list[tuple[Sequence[str], Sequence[Any]]] = [(call_keys, flags) for call_keys in keys]
             replies = await self._eval_many(self.scripts.conversation_read, calls) if calls else []
         return [_conversation(replies[index][place]) for index, place in slots]
