@@ -26,24 +26,28 @@ to 7 GiB); and a body may trickle in for as long as the client likes. This subcl
 Nearly every request arrives in one read, head and body: such a request costs two attribute
 checks here and no timer. Only a head or body still incomplete after a read arms one.
 
-It also saves a system call per answer: uvicorn writes a response's status line and headers,
-then its body, with two `transport.write` calls (two `send()`s: measured at 10-20 % of a
-worker's CPU). Each request cycle writes through `CoalescingTransport`, which holds the head
-until the body follows in the same event-loop turn (Starlette sends both without suspending)
-and writes them as one; anything still held at the end of the turn is written then.
+Each request is an `Exchange` (gmsd.web.exchange) instead of uvicorn's `RequestResponseCycle`:
+this class is the connection half of that, the parser callbacks uvicorn's protocol had, with
+the limits above in them. The idle time between two requests is checked by one timer per
+connection that re-arms itself, instead of a timer armed and cancelled per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import socket
 import struct
-from typing import Any
+import urllib.parse
+from typing import Any, cast
 
+import httptools
 import msgspec
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gmsd.config import Limits
+from gmsd.web.exchange import DefaultHead, Exchange
 
 # Set in the ASGI scope when the body deadline passed: the app's body reader then knows that the
 # `http.disconnect` it receives is the deadline (408), not the client hanging up (400).
@@ -54,50 +58,15 @@ class HeadTooLarge(Exception):
     """Raised from a parser callback to stop httptools at once: the head is over its limit."""
 
 
-class CoalescingTransport:
-    """The transport a request cycle writes through: writes of one loop turn leave as one."""
-
-    __slots__ = ("_held", "_loop", "_transport", "written")
-
-    def __init__(self, transport: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._held: list[bytes] = []
-        self.written = 0  # bytes handed to the transport so far (for the minimum send rate)
-
-    def write(self, data: bytes) -> None:
-        """Hold `data`; it leaves with the next write of this turn, or at the end of the turn."""
-        if not self._held:
-            self._loop.call_soon(self.flush)
-        self._held.append(data)
-        if len(self._held) > 1:  # a head and its body: write them now, as one
-            self.flush()
-
-    def flush(self) -> None:
-        """Write whatever is held."""
-        held = self._held
-        if held:
-            self._held = []
-            if not self._transport.is_closing():
-                data = held[0] if len(held) == 1 else b"".join(held)
-                self.written += len(data)
-                self._transport.write(data)
-
-    def close(self) -> None:
-        """Write what is held, then close."""
-        self.flush()
-        self._transport.close()
-
-    def is_closing(self) -> bool:
-        """Whether the connection is closing."""
-        return bool(self._transport.is_closing())
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+# The default headers as head bytes, shared by the connections of a worker (gmsd.web.exchange).
+_DEFAULT_HEAD = DefaultHead()
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
-    """`HttpToolsProtocol` with a head deadline, a head size limit and a body deadline."""
+    """`HttpToolsProtocol` with a head deadline, a head size limit and a body deadline, serving
+    each request as an `Exchange`."""
+
+    cycle: Exchange | None  # type: ignore[assignment]
 
     def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -116,20 +85,41 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.send_check: asyncio.TimerHandle | None = None  # the answer's minimum rate, while writing is paused
         self.sent_at_check = 0  # bytes that had left the write buffer at the last send check
         self.body_at_check = 0  # ... at the last rate check
-        self.coalescing: CoalescingTransport | None = None
+        self.written = 0  # bytes handed to the transport so far (for the minimum send rate)
+        self.idle_since: float | None = None  # when the last answer ended, while no request follows
+        self.idle_check: asyncio.TimerHandle | None = None  # the keep-alive timeout, while it is due
+        self.default_head = _DEFAULT_HEAD
+        self.scope_base: dict[str, Any] = {}
+        self.upgrades = self.ws_protocol_class is not None  # gmsd serves none: `ws="none"`
+        self.fresh_context = bool(getattr(self.config, "reset_contextvars", False))
 
     # --- asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the connection; its first request head must arrive within `header_timeout`."""
         super().connection_made(transport)
-        self.coalescing = CoalescingTransport(transport, self.loop)
+        # What every request's scope starts with on this connection (uvicorn builds it per request).
+        self.scope_base = {
+            "type": "http", "asgi": {"version": self.asgi_version, "spec_version": "2.3"}, "http_version": "1.1",
+            "server": self.server, "client": self.client, "scheme": self.scheme, "root_path": self.root_path,
+        }
         self.deadline = self.loop.call_later(self.limits.header_timeout, self._head_deadline)
 
     def data_received(self, data: bytes) -> None:
         """Parse a read, then enforce the head size and arm the deadline of what is incomplete."""
+        self.idle_since = None
         self.head_began_in_read = self.body_ended_in_read = False
-        super().data_received(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.logger.warning("Invalid HTTP request received.")
+            self.send_400_response("Invalid HTTP request received.")
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+                return
+            self._unsupported_upgrade_warning()
         if self.transport.is_closing() or self.refusal_pending:
             return
         if self.in_head:
@@ -148,11 +138,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.rate_check = self.loop.call_later(self.limits.body_rate_window, self._check_body_rate)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        """Forget the deadline, then let uvicorn clean up."""
+        """Forget the timers, end the request's waits, and close."""
         self._cancel_deadline()
         self._cancel_rate_check()
         self._cancel_send_check()
-        super().connection_lost(exc)
+        if self.idle_check is not None:
+            self.idle_check.cancel()
+            self.idle_check = None
+        self.connections.discard(self)
+        cycle = self.cycle
+        if cycle is not None:
+            if not cycle.response_complete:
+                cycle.disconnected = True
+            cycle.wake()
+        if self.flow is not None:
+            self.flow.resume_writing()
+        if exc is None:
+            self.transport.close()
+        self.parser = None  # type: ignore[assignment]
 
     def pause_writing(self) -> None:
         """The write buffer is over its high-water mark: the client must keep taking bytes."""
@@ -166,41 +169,115 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._cancel_send_check()
         super().resume_writing()
 
+    # --- writing -------------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Write `data`, unless the connection is closing."""
+        transport = self.transport
+        if not transport.is_closing():
+            self.written += len(data)
+            transport.write(data)
+
+    def write_answer(self, head: bytes, body: bytes) -> None:
+        """Write an answer's head and the first piece of its body: one write, one `send()`."""
+        transport = self.transport
+        if not transport.is_closing():
+            self.written += len(head) + len(body)
+            if not body:
+                transport.write(head)
+            elif len(body) <= 16384:
+                transport.write(head + body)  # a small copy is cheaper than a gathered write
+            else:
+                transport.writelines((head, body))
+
     # --- httptools parser callbacks ------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         """A request's first byte."""
-        super().on_message_begin()
         self.in_head = True
         self.head_bytes = self.head_parsed = 0
         self.head_began_in_read = True
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+        scope = self.scope = self.scope_base.copy()  # type: ignore[assignment]
+        scope["headers"] = self.headers
+        scope["state"] = self.app_state.copy()
 
     def on_url(self, url: bytes) -> None:
         """A piece of the request target: counted against the head size limit."""
         self._count_head(len(url))
-        super().on_url(url)
+        self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         """A header line: counted against the head size limit (with its `: ` and CR LF)."""
         self._count_head(len(name) + len(value) + 4)
-        super().on_header(name, value)
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def _count_head(self, size: int) -> None:
         self.head_parsed += size
         if self.head_parsed > self.limits.header_bytes:
-            # Raising stops the parser in the middle of this read: uvicorn then calls
+            # Raising stops the parser in the middle of this read: data_received then calls
             # send_400_response, which answers 431 for this.
             self.head_refused = True
             raise HeadTooLarge
 
     def on_headers_complete(self) -> None:
-        """The head is complete: its deadline no longer applies; the body's may."""
+        """The head is complete: its deadline no longer applies, the body's may; the request
+        starts (or waits behind the one in progress: pipelining)."""
         self.in_head = False
         self.body_pending = True
         self.body_received = 0
         self._cancel_deadline()
-        super().on_headers_complete()
-        self.cycle.transport = self.coalescing  # type: ignore[assignment]  # it writes its answer through it
+        parser = self.parser
+        scope = cast("dict[str, Any]", self.scope)
+        http_version = parser.get_http_version()
+        scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        if self.upgrades and parser.should_upgrade() and self._should_upgrade():
+            return
+        parsed_url = httptools.parse_url(self.url)
+        raw_path = parsed_url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        root_path = self.root_path
+        scope["path"] = root_path + path if root_path else path
+        scope["raw_path"] = root_path.encode("ascii") + raw_path if root_path else raw_path
+        scope["query_string"] = parsed_url.query or b""
+        app = self.app
+        limit = self.limit_concurrency
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+            app = service_unavailable
+            self.logger.warning("Exceeded concurrency limit.")
+        previous = self.cycle
+        cycle = self.cycle = Exchange(self, scope, http_version != "1.0" and parser.should_keep_alive(),
+                                      self.expect_100_continue)
+        if previous is None or previous.response_complete:
+            self._start(cycle, app)
+        else:  # pipelined: it waits for the answer in progress
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cycle, app))  # type: ignore[arg-type]
+
+    def _start(self, cycle: Exchange, app: Any) -> None:
+        if self.fresh_context:  # uvicorn's opt-in: no context leaks between requests' tasks
+            task = self.loop.create_task(cycle.run(app), context=contextvars.Context())
+        else:
+            task = self.loop.create_task(cycle.run(app))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    def on_body(self, body: bytes) -> None:
+        """A piece of the body: counted for the minimum rate, handed to the request."""
+        self.body_received += len(body)
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or (self.upgrades and self.parser.should_upgrade()):
+            return
+        cycle.add_body(body, self.flow, HIGH_WATER_LIMIT)
 
     def on_message_complete(self) -> None:
         """The body is complete."""
@@ -208,12 +285,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.body_ended_in_read = True
         self._cancel_deadline()
         self._cancel_rate_check()
-        super().on_message_complete()
-
-    def on_body(self, body: bytes) -> None:
-        """A piece of the body: counted for the minimum rate."""
-        self.body_received += len(body)
-        super().on_body(body)
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete or (self.upgrades and self.parser.should_upgrade()):
+            return
+        cycle.more_body = False
+        cycle.wake()
 
     # --- answers -------------------------------------------------------------------------------
 
@@ -240,11 +316,35 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._answer_head_too_large()
 
     def on_response_complete(self) -> None:
-        """An answer is complete: the 431 waiting behind it (`refuse_head`) follows."""
-        super().on_response_complete()
-        if self.refusal_pending and not self.transport.is_closing():
+        """An answer is complete: the next pipelined request starts, or the 431 waiting behind
+        it (`refuse_head`) follows, or the connection is idle until the keep-alive timeout."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.refusal_pending:
             self.refusal_pending = False
             self._answer_head_too_large()
+        elif self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start(cycle, app)  # type: ignore[arg-type]
+        else:
+            self.idle_since = self.loop.time()
+            if self.idle_check is None:
+                self.idle_check = self.loop.call_later(self.timeout_keep_alive, self._check_idle)
+
+    def _check_idle(self) -> None:
+        # One timer per connection, re-armed for what is left of the timeout (data_received
+        # clears `idle_since`; the next answer's end sets it, and arms this when it is off).
+        self.idle_check = None
+        idle_since = self.idle_since
+        if idle_since is None or self.transport.is_closing():
+            return
+        left = idle_since + self.timeout_keep_alive - self.loop.time()
+        if left <= 0:
+            self.transport.close()
+        else:
+            self.idle_check = self.loop.call_later(left, self._check_idle)
 
     def _answer_head_too_large(self) -> None:
         self.answer_and_close(431, f"the request line and headers are over the limit of "
@@ -257,8 +357,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
         head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body))
-        if self.coalescing is not None:
-            self.coalescing.flush()  # an earlier answer on this connection goes first
         self.transport.write(b"".join(head) + body)
         self.transport.close()
 
@@ -287,8 +385,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _bytes_sent(self) -> int:
         # What left the write buffer: handed to the transport minus what it still holds.
-        written = self.coalescing.written if self.coalescing is not None else 0
-        return written - int(self.transport.get_write_buffer_size())
+        return self.written - int(self.transport.get_write_buffer_size())
 
     def _cancel_send_check(self) -> None:
         if self.send_check is not None:
@@ -335,14 +432,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _cut_body_off(self, message: str) -> None:
         cycle = self.cycle
-        cycle.scope[BODY_TIMED_OUT] = True  # type: ignore[literal-required]
+        assert cycle is not None  # a body is pending: its request's exchange exists
+        cycle.scope[BODY_TIMED_OUT] = True
         if not cycle.response_started:
             # The app is waiting for the body (or has not read it yet): the client gets the 408
             # now; whatever the app answers later goes nowhere, and a receive() waiting for the
             # body returns `http.disconnect` at once, so the app stops.
             self.answer_and_close(408, message)
-            cycle.disconnected = True
-            cycle.message_event.set()
+            cycle.disconnect()
         elif cycle.response_complete:
             self.transport.close()  # answered already: stop reading a body nobody wants
         else:
