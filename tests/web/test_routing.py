@@ -41,6 +41,19 @@ def _indexed(path: str, method: str = "GET") -> Route | None:
     return None
 
 
+def _resolved(path: str) -> tuple[Route, dict[str, object]] | None:
+    """What the router serves: its one expression per candidate list (`ResourceRouter.resolve`)."""
+    return ROUTER.resolve(path)
+
+
+def _scanned(path: str) -> tuple[Route, dict[str, object]] | None:
+    route = _scan(path)
+    if route is None:
+        return None
+    scope = {"type": "http", "path": path, "root_path": "", "method": "GET"}
+    return route, route.matches(scope)[1]["path_params"]
+
+
 def _examples(template: str) -> list[str]:
     """Paths that fit `template`: parameters filled with plain text, words of other templates
     (`start`, `binary`, `active`…) and, for `:path` ones, several segments."""
@@ -60,6 +73,7 @@ def test_every_template_is_routed_as_a_scan_of_every_route_would(template: str) 
     for path in _examples(template):
         assert _indexed(path) is _scan(path), path
         assert _scan(path) is not None, path
+        assert _resolved(path) == _scanned(path), path
 
 
 @pytest.mark.parametrize("path", ["/", "/nothing", "/genesys", "/genesys/1", "/genesys/1/service",
@@ -67,6 +81,16 @@ def test_every_template_is_routed_as_a_scan_of_every_route_would(template: str) 
                                   "/console/api", "/docsx", "/genesys/1/cs/services/x/states/y/z/w"])
 def test_paths_that_fit_no_template_fit_none_either_way(path: str) -> None:
     assert _indexed(path) is _scan(path)
+    assert _resolved(path) == _scanned(path)
+
+
+@pytest.mark.parametrize("path", ["/genesys/1/service/abc/storage/a%0A", "/genesys/1/service/abc/storage/a\nb",
+                                  "/genesys/1/service/abc/storage/a/b/c", "/genesys/1/cs/services/s1/states/t1",
+                                  "/genesys/1/storage/area/binary/x/y"])
+def test_parameters_are_those_of_the_first_template_that_fits(path: str) -> None:
+    found = _resolved(path)
+    assert found is not None and found == _scanned(path)
+    assert all(isinstance(value, str) and value for value in found[1].values())
 
 
 def test_a_route_added_after_the_start_is_routed() -> None:

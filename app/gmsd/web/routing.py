@@ -128,17 +128,19 @@ class ResourceRouter(Router):
     matches (S5, a customer query). A template's leading plain segments can only match the same
     text, so the routes are indexed by them once; a request looks up its own first segments (at
     most `_DEPTH` + 1 dictionary reads) and tries those routes only, still in their order: the
-    first that fits wins, as before. Routes appended after the start (tests do) are indexed at
-    the next request.
+    first that fits wins, as before. Those routes' templates are then one regular expression
+    (`_Matcher`): one match per request instead of one per candidate, each building Starlette's
+    child scope. Routes appended after the start (tests do) are indexed at the next request.
     """
 
     _indexed_count = -1
     _by_key: dict[str, list[int]]
     _unindexed: list[int]
     _merged: dict[tuple[str, ...], Sequence[BaseRoute]]
+    _matchers: dict[tuple[str, ...], _Matcher | None]
 
     def _index(self) -> None:
-        self._by_key, self._unindexed, self._merged = {}, [], {}
+        self._by_key, self._unindexed, self._merged, self._matchers = {}, [], {}, {}
         for position, route in enumerate(self.routes):
             key = _literal_key(route)
             if key is None:
@@ -151,6 +153,10 @@ class ResourceRouter(Router):
         """The routes that may fit `path`, in the router's order."""
         if self._indexed_count != len(self.routes):
             self._index()
+        return self._candidates(self._keys(path))
+
+    def _keys(self, path: str) -> tuple[str, ...]:
+        """The index keys that `path`'s leading segments are (at most `_DEPTH` + 1 lookups)."""
         by_key = self._by_key
         found: tuple[str, ...] = ("",) if "" in by_key else ()
         end = 0
@@ -161,12 +167,26 @@ class ResourceRouter(Router):
                 found += (prefix,)
             if end < 0:
                 break
+        return found
+
+    def _candidates(self, found: tuple[str, ...]) -> Sequence[BaseRoute]:
         merged = self._merged.get(found)
         if merged is None:
-            positions = sorted(itertools.chain(self._unindexed, *(by_key[key] for key in found)))
+            positions = sorted(itertools.chain(self._unindexed, *(self._by_key[key] for key in found)))
             merged = [self.routes[position] for position in positions]
             self._merged[found] = merged  # bounded: `found` holds route keys only
         return merged
+
+    def resolve(self, path: str) -> tuple[Resource, dict[str, Any]] | None:
+        """The resource `path` is routed to with its path parameters, or None when it fits no
+        template; None too when a candidate is not a `Resource` (then `app` tries them in turn)."""
+        if self._indexed_count != len(self.routes):
+            self._index()
+        found = self._keys(path)
+        matcher = self._matchers.get(found)
+        if matcher is None:
+            matcher = self._matchers[found] = _Matcher.of(self._candidates(found))
+        return matcher.resolve(path) if matcher is not None else None
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route an HTTP request among its candidates; anything else as Starlette does."""
@@ -175,9 +195,22 @@ class ResourceRouter(Router):
             return
         if "router" not in scope:
             scope["router"] = self
+        path = get_route_path(scope)
+        resolved = self.resolve(path)
+        if resolved is not None:
+            resource, params = resolved
+            scope["route"] = resource
+            scope["endpoint"] = resource.endpoint
+            outer = scope.get("path_params")
+            scope["path_params"] = {**outer, **params} if outer else params
+            await resource.handle(scope, receive, send)
+            return
+        if self._matchers[self._keys(path)] is not None:  # every candidate is a resource: none fits
+            await self.default(scope, receive, send)
+            return
         partial: BaseRoute | None = None
         partial_scope: Scope = {}
-        for route in self.candidates(get_route_path(scope)):
+        for route in self.candidates(path):
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 scope["route"] = route
@@ -192,3 +225,44 @@ class ResourceRouter(Router):
             await partial.handle(scope, receive, send)
             return
         await self.default(scope, receive, send)
+
+
+_GROUP = re.compile(r"\(\?P<(\w+)>")
+
+
+class _Matcher:
+    """The resources of one candidate list as one regular expression, each template an
+    alternative in the list's order: one match finds the first that fits (as trying each
+    template's own expression in turn does) and its parameters, renamed per alternative."""
+
+    __slots__ = ("regex", "routes")
+
+    def __init__(self, resources: Sequence[Resource]) -> None:
+        alternatives = []
+        # By the alternative's group name: the resource and its (parameter, group, convertor).
+        self.routes: dict[str, tuple[Resource, list[tuple[str, str, Callable[[str], Any]]]]] = {}
+        for position, resource in enumerate(resources):
+            pattern = resource.path_regex.pattern
+            assert pattern.startswith("^") and pattern.endswith(r"\Z"), pattern
+            tag = f"r{position}"
+            alternatives.append(f"(?P<{tag}>" + _GROUP.sub(rf"(?P<{tag}_\1>", pattern[1:-2]) + ")")
+            self.routes[tag] = (resource, [
+                (name, f"{tag}_{name}", convertor.convert) for name, convertor in resource.param_convertors.items()])
+        # No resource at all: an expression that fits nothing.
+        self.regex = re.compile("(?:" + "|".join(alternatives) + r")\Z" if alternatives else "(?!)", re.DOTALL)
+
+    @classmethod
+    def of(cls, candidates: Sequence[BaseRoute]) -> _Matcher | None:
+        """The matcher of `candidates`; None unless every one is a `Resource`."""
+        resources = [route for route in candidates if isinstance(route, Resource)]
+        return cls(resources) if len(resources) == len(candidates) else None
+
+    def resolve(self, path: str) -> tuple[Resource, dict[str, Any]] | None:
+        """The first resource whose template fits `path`, with its parameters."""
+        match = self.regex.match(path)
+        if match is None:
+            return None
+        tag = match.lastgroup
+        assert tag is not None
+        resource, params = self.routes[tag]
+        return resource, {name: convert(match[group]) for name, group, convert in params}
