@@ -12,7 +12,7 @@ Redis as bytes anyway (no temporary files, no thread pool).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
@@ -135,31 +135,29 @@ def _check_count(count: int, limits: Limits) -> None:
 
 
 def _urlencoded(body: bytes, limits: Limits) -> Parameters:
+    """`parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=…)`, the same
+    pairs, but only the names and values with a `%` or a `+` are unquoted (parse_qsl's own
+    per-field work cost a twentieth of a three-field form post)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequest("the urlencoded body is not UTF-8") from None
-    if "%" not in text and "+" not in text:
-        return _plain_pairs(text, limits)
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=limits.fields)
-    except UnicodeDecodeError:
-        raise BadRequest("the urlencoded body has percent-escapes that are not UTF-8") from None
-    except ValueError:
-        raise PayloadTooLarge(f"too many fields: the limit is {limits.fields}") from None
-    return list(pairs)
-
-
-def _plain_pairs(text: str, limits: Limits) -> Parameters:
-    """`parse_qsl(text, keep_blank_values=True, max_num_fields=…)` for a body with nothing to
-    unquote (no `%`, no `+`: most form posts of short values), without its per-field unquoting."""
     if text.count("&") + 1 > limits.fields:  # parse_qsl's own count, empty pieces included
         raise PayloadTooLarge(f"too many fields: the limit is {limits.fields}")
+    quoted = "%" in text or "+" in text
     pairs: Parameters = []
-    for piece in text.split("&"):
-        if piece:
-            name, _, value = piece.partition("=")
-            pairs.append((name, value))
+    try:
+        for piece in text.split("&"):
+            if piece:
+                name, _, value = piece.partition("=")
+                if quoted:
+                    if "%" in name or "+" in name:
+                        name = unquote_plus(name, errors="strict")
+                    if "%" in value or "+" in value:
+                        value = unquote_plus(value, errors="strict")
+                pairs.append((name, value))
+    except UnicodeDecodeError:
+        raise BadRequest("the urlencoded body has percent-escapes that are not UTF-8") from None
     return pairs
 
 
