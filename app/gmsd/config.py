@@ -103,6 +103,8 @@ class Limits(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     def fits_key(self, text: str) -> bool:
         """Whether `text` may be a key or an id: 1 to `key_bytes` UTF-8 bytes (the one length rule)."""
+        if text.isascii():  # one byte a character (a flag of the string: no encoding needed)
+            return 0 < len(text) <= self.key_bytes
         return len(text) > 0 and len(text.encode("utf-8")) <= self.key_bytes
 
     def __post_init__(self) -> None:

@@ -25,10 +25,10 @@ class StorageArea:
 
     def count_bytes(self) -> None:
         """Add this area's size to the stored-bytes metric (string values as UTF-8, file contents)."""
-        metrics.count_stored_bytes(
-            sum(len(text.encode()) for text in self.strings.values()),
-            sum(len(file.data) for file in self.files.values()),
-        )
+        string_bytes = 0
+        for text in self.strings.values():
+            string_bytes += len(text) if text.isascii() else len(text.encode())
+        metrics.count_stored_bytes(string_bytes, sum(len(file.data) for file in self.files.values()))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from gmsd.errors import BadRequest, NotFound, PayloadTooLarge
 from gmsd.gms.models import BinaryValue, StorageArea
 from gmsd.keys import is_service_id
 from gmsd.timestamps import now_millis
-from gmsd.types import Parameters, StoredFile, Value
+from gmsd.types import Parameters, StoredFile
 
 # A service-specific request name is one path segment of the orchestration URL: letters, digits,
 # `_`, `-` and `.` (not first, so never `.` or `..`). A `/`, `?`, `#`, `%` or a dot segment
@@ -101,21 +101,32 @@ def split_parameters(params: Parameters, limits: Limits) -> tuple[
     files at most `limits.file_bytes` (413). For a key sent twice, the last value wins.
     """
     control: dict[str, str] = {}
-    values: dict[str, Value] = {}
+    strings: dict[str, str] = {}
+    files: dict[str, StoredFile] = {}
+    fits_key = limits.fits_key
     for key, value in params:
         if key.startswith("_"):
             if isinstance(value, str):
                 control[key] = value
             continue
-        if not limits.fits_key(key):
+        if not fits_key(key):
             raise BadRequest(f"key {key[:40]!r}… is over the limit of {limits.key_bytes} bytes" if key
                              else "a key must not be empty")
-        if isinstance(value, StoredFile) and len(value.data) > limits.file_bytes:
-            raise PayloadTooLarge(f"file {key!r} is over the limit of {limits.file_bytes} bytes")
-        values.pop(key, None)  # keep the order of the last occurrence
-        values[key] = value
-    strings = {k: v for k, v in values.items() if isinstance(v, str)}
-    files = {k: v for k, v in values.items() if isinstance(v, StoredFile)}
+        # A key sent again: its last value wins, in the place of its last occurrence.
+        if isinstance(value, str):
+            if key in strings:
+                del strings[key]
+            elif key in files:
+                del files[key]
+            strings[key] = value
+        else:
+            if len(value.data) > limits.file_bytes:
+                raise PayloadTooLarge(f"file {key!r} is over the limit of {limits.file_bytes} bytes")
+            if key in files:
+                del files[key]
+            elif key in strings:
+                del strings[key]
+            files[key] = value
     return control, StorageArea(strings, files)
 
 
