@@ -41,15 +41,20 @@ else
 end
 local n = tonumber(ARGV[4])
 local has_files = redis.call('EXISTS', bin) == 1
+-- The strings in HSETs of up to 256 pairs (one call each, not one per key: a call from Lua
+-- costs Redis more than the HSET itself; the bound keeps unpack within Lua's stack).
 local i = 5
-for _ = 1, n do
-  local key = ARGV[i]
-  redis.call('HSET', data, key, ARGV[i + 1])
+local last = 4 + 2 * n
+while i <= last do
+  local stop = math.min(i + 511, last)
+  redis.call('HSET', data, unpack(ARGV, i, stop))
   if has_files then
-    redis.call('HDEL', bin, key)
-    redis.call('HDEL', ftype, key)
+    local keys = {}
+    for k = i, stop, 2 do keys[#keys + 1] = ARGV[k] end
+    redis.call('HDEL', bin, unpack(keys))
+    redis.call('HDEL', ftype, unpack(keys))
   end
-  i = i + 2
+  i = stop + 1
 end
 local files = i <= #ARGV
 while i <= #ARGV do

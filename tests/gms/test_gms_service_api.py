@@ -167,6 +167,17 @@ def test_write_replaces_values_across_string_and_file(gms: TestClient) -> None:
     assert served.headers["content-type"] == "text/plain; charset=utf-8"
 
 
+def test_a_write_of_many_keys_stores_every_one_and_replaces_files_among_them(gms: TestClient) -> None:
+    # 700 keys: more than one of the script's HSET batches (256 pairs), two files among them.
+    sid = create(gms, files={"k3": ("a", b"A", "text/plain"), "k600": ("b", b"B", "text/plain"),
+                             "kept": ("c", b"C", "text/plain")})
+    written = {f"k{i}": f"v{i}" for i in range(700)}
+    assert gms.post(f"{BASE}/{sid}/storage", data=written).status_code == 200
+    assert storage(gms, sid) == written
+    assert gms.get(f"{BASE}/{sid}/storage/binary/k600").content == b"v600"  # the string now
+    assert gms.get(f"{BASE}/{sid}/storage/binary/kept").content == b"C"
+
+
 def test_write_json_and_urlencoded(gms: TestClient) -> None:
     sid = create(gms)
     assert gms.post(f"{BASE}/{sid}/storage", data={"Key1": "Value6"}).json() == {}
