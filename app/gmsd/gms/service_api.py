@@ -112,20 +112,14 @@ def split_parameters(params: Parameters, limits: Limits) -> tuple[
         if not fits_key(key):
             raise BadRequest(f"key {key[:40]!r}… is over the limit of {limits.key_bytes} bytes" if key
                              else "a key must not be empty")
+        if isinstance(value, StoredFile) and len(value.data) > limits.file_bytes:
+            raise PayloadTooLarge(f"file {key!r} is over the limit of {limits.file_bytes} bytes")
         # A key sent again: its last value wins, in the place of its last occurrence.
+        strings.pop(key, None)
+        files.pop(key, None)
         if isinstance(value, str):
-            if key in strings:
-                del strings[key]
-            elif key in files:
-                del files[key]
             strings[key] = value
         else:
-            if len(value.data) > limits.file_bytes:
-                raise PayloadTooLarge(f"file {key!r} is over the limit of {limits.file_bytes} bytes")
-            if key in files:
-                del files[key]
-            elif key in strings:
-                del strings[key]
             files[key] = value
     return control, StorageArea(strings, files)
 

@@ -177,15 +177,20 @@ class ResourceRouter(Router):
             self._merged[found] = merged  # bounded: `found` holds route keys only
         return merged
 
-    def resolve(self, path: str) -> tuple[Resource, dict[str, Any]] | None:
-        """The resource `path` is routed to with its path parameters, or None when it fits no
-        template; None too when a candidate is not a `Resource` (then `app` tries them in turn)."""
+    def _matcher(self, path: str) -> _Matcher | None:
+        """The one expression of `path`'s candidates (built once per candidate list); None when a
+        candidate is not a `Resource` (then `app` tries them in turn, as Starlette does)."""
         if self._indexed_count != len(self.routes):
             self._index()
         found = self._keys(path)
-        matcher = self._matchers.get(found)
-        if matcher is None:
-            matcher = self._matchers[found] = _Matcher.of(self._candidates(found))
+        if found not in self._matchers:
+            self._matchers[found] = _Matcher.of(self._candidates(found))
+        return self._matchers[found]
+
+    def resolve(self, path: str) -> tuple[Resource, dict[str, Any]] | None:
+        """The resource `path` is routed to with its path parameters, or None when it fits no
+        template (or its candidates are not all resources)."""
+        matcher = self._matcher(path)
         return matcher.resolve(path) if matcher is not None else None
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -196,17 +201,18 @@ class ResourceRouter(Router):
         if "router" not in scope:
             scope["router"] = self
         path = get_route_path(scope)
-        resolved = self.resolve(path)
-        if resolved is not None:
+        matcher = self._matcher(path)
+        if matcher is not None:
+            resolved = matcher.resolve(path)
+            if resolved is None:
+                await self.default(scope, receive, send)
+                return
             resource, params = resolved
             scope["route"] = resource
             scope["endpoint"] = resource.endpoint
             outer = scope.get("path_params")
             scope["path_params"] = {**outer, **params} if outer else params
             await resource.handle(scope, receive, send)
-            return
-        if self._matchers[self._keys(path)] is not None:  # every candidate is a resource: none fits
-            await self.default(scope, receive, send)
             return
         partial: BaseRoute | None = None
         partial_scope: Scope = {}
