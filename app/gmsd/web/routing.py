@@ -108,102 +108,44 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
-_DEPTH = 4  # leading path segments that index the routes
-
-
-def _literal_key(route: BaseRoute) -> str | None:
-    """The leading segments of a route's template that are plain text (at most `_DEPTH`), as the
-    path text they make (`/genesys/1/service`); None for a route that is not a path template (a
-    mount, a host): it is tried for every path."""
-    if not isinstance(route, Route):
-        return None
-    literal = itertools.takewhile(lambda segment: "{" not in segment, route.path.split("/")[1:])
-    return "".join("/" + segment for segment in itertools.islice(literal, _DEPTH))
-
-
 class ResourceRouter(Router):
-    """Starlette's router, trying only the routes that a path's leading segments allow.
+    """Starlette's router, matching a path against every route at once.
 
     Starlette tries every route in order, a regular expression each: the 21st route cost 21
-    matches (S5, a customer query). A template's leading plain segments can only match the same
-    text, so the routes are indexed by them once; a request looks up its own first segments (at
-    most `_DEPTH` + 1 dictionary reads) and tries those routes only, still in their order: the
-    first that fits wins, as before. Those routes' templates are then one regular expression
-    (`_Matcher`): one match per request instead of one per candidate, each building Starlette's
-    child scope. Routes appended after the start (tests do) are indexed at the next request.
+    matches (S5, a customer query). Here the routes are one tree of path segments, written as one
+    regular expression (`RouteTree`), so a request costs one match, whatever the number of
+    routes, and each segment of the path is read once. The first route in order that fits still
+    wins. Routes that cannot be one such tree (a mount, a convertor other than `str` and `path`,
+    an order the tree cannot keep) are tried in turn, as Starlette does. Routes appended after
+    the start (tests do) are taken in at the next request.
     """
 
-    _indexed_count = -1
-    _by_key: dict[str, list[int]]
-    _unindexed: list[int]
-    _merged: dict[tuple[str, ...], Sequence[BaseRoute]]
-    _matchers: dict[tuple[str, ...], _Matcher | None]
+    _built_for = -1
+    _tree: RouteTree | None = None
 
-    def _index(self) -> None:
-        self._by_key, self._unindexed, self._merged, self._matchers = {}, [], {}, {}
-        for position, route in enumerate(self.routes):
-            key = _literal_key(route)
-            if key is None:
-                self._unindexed.append(position)
-            else:
-                self._by_key.setdefault(key, []).append(position)
-        self._indexed_count = len(self.routes)
-
-    def candidates(self, path: str) -> Sequence[BaseRoute]:
-        """The routes that may fit `path`, in the router's order."""
-        if self._indexed_count != len(self.routes):
-            self._index()
-        return self._candidates(self._keys(path))
-
-    def _keys(self, path: str) -> tuple[str, ...]:
-        """The index keys that `path`'s leading segments are (at most `_DEPTH` + 1 lookups)."""
-        by_key = self._by_key
-        found: tuple[str, ...] = ("",) if "" in by_key else ()
-        end = 0
-        for _ in range(_DEPTH):
-            end = path.find("/", end + 1)
-            prefix = path if end < 0 else path[:end]
-            if prefix in by_key:
-                found += (prefix,)
-            if end < 0:
-                break
-        return found
-
-    def _candidates(self, found: tuple[str, ...]) -> Sequence[BaseRoute]:
-        merged = self._merged.get(found)
-        if merged is None:
-            positions = sorted(itertools.chain(self._unindexed, *(self._by_key[key] for key in found)))
-            merged = [self.routes[position] for position in positions]
-            self._merged[found] = merged  # bounded: `found` holds route keys only
-        return merged
-
-    def _matcher(self, path: str) -> _Matcher | None:
-        """The one expression of `path`'s candidates (built once per candidate list); None when a
-        candidate is not a `Resource` (then `app` tries them in turn, as Starlette does)."""
-        if self._indexed_count != len(self.routes):
-            self._index()
-        found = self._keys(path)
-        if found not in self._matchers:
-            self._matchers[found] = _Matcher.of(self._candidates(found))
-        return self._matchers[found]
+    def tree(self) -> RouteTree | None:
+        """The tree of the routes as they are now; None when they cannot be one."""
+        if self._built_for != len(self.routes):
+            self._tree = RouteTree.of(self.routes)
+            self._built_for = len(self.routes)
+        return self._tree
 
     def resolve(self, path: str) -> tuple[Resource, dict[str, Any]] | None:
         """The resource `path` is routed to with its path parameters, or None when it fits no
-        template (or its candidates are not all resources)."""
-        matcher = self._matcher(path)
-        return matcher.resolve(path) if matcher is not None else None
+        template (or the routes cannot be one tree)."""
+        tree = self.tree()
+        return tree.resolve(path) if tree is not None else None
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Route an HTTP request among its candidates; anything else as Starlette does."""
+        """Route an HTTP request with the tree; anything else as Starlette does."""
         if scope["type"] != "http" or self.redirect_slashes:
             await super().app(scope, receive, send)
             return
         if "router" not in scope:
             scope["router"] = self
-        path = get_route_path(scope)
-        matcher = self._matcher(path)
-        if matcher is not None:
-            resolved = matcher.resolve(path)
+        tree = self.tree()
+        if tree is not None:
+            resolved = tree.resolve(get_route_path(scope))
             if resolved is None:
                 await self.default(scope, receive, send)
                 return
@@ -216,7 +158,7 @@ class ResourceRouter(Router):
             return
         partial: BaseRoute | None = None
         partial_scope: Scope = {}
-        for route in self.candidates(path):
+        for route in self.routes:
             match, child_scope = route.matches(scope)
             if match is Match.FULL:
                 scope["route"] = route
@@ -233,42 +175,120 @@ class ResourceRouter(Router):
         await self.default(scope, receive, send)
 
 
-_GROUP = re.compile(r"\(\?P<(\w+)>")
+_PARAMETER = re.compile(r"\{(\w+)(?::(\w+))?\}")
 
 
-class _Matcher:
-    """The resources of one candidate list as one regular expression, each template an
-    alternative in the list's order: one match finds the first that fits (as trying each
-    template's own expression in turn does) and its parameters, renamed per alternative."""
+class _Unrepresentable(Exception):
+    """The routes cannot be one tree that picks what Starlette's scan picks."""
+
+
+class _Node:
+    """The templates that share the segments up to here: by the next segment (a text, or the
+    one parameter child whatever the parameter's name), ending here, or taking the rest."""
+
+    __slots__ = ("ends", "group", "literals", "param", "positions", "rests")
+
+    def __init__(self) -> None:
+        self.literals: dict[str, _Node] = {}
+        self.param: _Node | None = None
+        self.group = ""  # the regular expression group of the parameter segment leading here
+        self.ends: list[int] = []  # positions of the templates ending here
+        self.rests: list[int] = []  # positions of the templates whose `{name:path}` begins here
+        self.positions: list[int] = []  # positions of every template at or below this node
+
+    def pattern(self) -> str:
+        """The expression of what follows this node, each branch beginning with `/` or ending
+        the template. Branches that may fit the same path go in the routes' order; if their
+        positions interleave, no order of branches is the scan's (`_Unrepresentable`)."""
+        units: list[tuple[int, int, str]] = []  # (first position, last position, branch)
+        if self.literals:
+            positions = [p for child in self.literals.values() for p in child.positions]
+            # Different texts of one segment never fit the same path: any order among them.
+            branch = "|".join("/" + re.escape(text) + child.pattern() for text, child in self.literals.items())
+            units.append((min(positions), max(positions), branch))
+        if self.param is not None:
+            child = self.param
+            # Possessive: a segment is never given back (no `/` in it), so failing is quick.
+            units.append((min(child.positions), max(child.positions),
+                          f"/(?P<{child.group}>[^/]++)" + child.pattern()))
+        units += [(position, position, f"/(?P<x{position}>.*)(?P<t{position}>)") for position in self.rests]
+        units.sort()
+        for before, after in itertools.pairwise(units):
+            if before[1] > after[0]:
+                raise _Unrepresentable
+        # A template ending here fits only the path that ends here: no other branch does.
+        branches = ([f"(?P<t{min(self.ends)}>)"] if self.ends else []) + [unit[2] for unit in units]
+        return "(?:" + "|".join(branches) + ")"
+
+
+class RouteTree:
+    """Resources as one regular expression: their templates' segments as a tree, each segment
+    of a path matched once, the first template in order that fits found by one match (its end
+    is the expression's last group, `t<position>`) with its parameters."""
 
     __slots__ = ("regex", "routes")
 
-    def __init__(self, resources: Sequence[Resource]) -> None:
-        alternatives = []
-        # By the alternative's group name: the resource and its (parameter, group, convertor).
-        self.routes: dict[str, tuple[Resource, list[tuple[str, str, Callable[[str], Any]]]]] = {}
-        for position, resource in enumerate(resources):
-            pattern = resource.path_regex.pattern
-            assert pattern.startswith("^") and pattern.endswith(r"\Z"), pattern
-            tag = f"r{position}"
-            alternatives.append(f"(?P<{tag}>" + _GROUP.sub(rf"(?P<{tag}_\1>", pattern[1:-2]) + ")")
-            self.routes[tag] = (resource, [
-                (name, f"{tag}_{name}", convertor.convert) for name, convertor in resource.param_convertors.items()])
-        # No resource at all: an expression that fits nothing.
-        self.regex = re.compile("(?:" + "|".join(alternatives) + r")\Z" if alternatives else "(?!)", re.DOTALL)
+    def __init__(self, regex: re.Pattern[str], routes: dict[str, tuple[Resource, tuple[str, ...], tuple[str, ...]]]):
+        self.regex = regex
+        # By the number of a template's end group: the resource, its parameters' names, and the
+        # numbers of the groups that hold them (numbers: a name costs a lookup per match).
+        index = regex.groupindex
+        self.routes = {index[end]: (resource, names, tuple(index[group] for group in groups))
+                       for end, (resource, names, groups) in routes.items()}
 
     @classmethod
-    def of(cls, candidates: Sequence[BaseRoute]) -> _Matcher | None:
-        """The matcher of `candidates`; None unless every one is a `Resource`."""
-        resources = [route for route in candidates if isinstance(route, Resource)]
-        return cls(resources) if len(resources) == len(candidates) else None
+    def of(cls, routes: Sequence[BaseRoute]) -> RouteTree | None:
+        """The tree of `routes`; None unless every one is a `Resource` whose segments are each
+        text, `{name}` or (last) `{name:path}`, in an order the tree keeps."""
+        root = _Node()
+        found: dict[str, tuple[Resource, tuple[str, ...], tuple[str, ...]]] = {}
+        groups = itertools.count()
+        for position, route in enumerate(routes):
+            if not isinstance(route, Resource):
+                return None
+            node, names, holders = root, [], []
+            node.positions.append(position)
+            segments = route.path.split("/")[1:]
+            for index, segment in enumerate(segments):
+                parameter = _PARAMETER.fullmatch(segment)
+                if parameter is None:
+                    if "{" in segment:
+                        return None  # a parameter inside a segment
+                    node = node.literals.setdefault(segment, _Node())
+                elif parameter[2] in (None, "str"):
+                    if node.param is None:
+                        node.param = _Node()
+                        node.param.group = f"p{next(groups)}"
+                    node = node.param
+                    names.append(parameter[1])
+                    holders.append(node.group)
+                elif parameter[2] == "path" and index == len(segments) - 1:
+                    node.rests.append(position)
+                    names.append(parameter[1])
+                    holders.append(f"x{position}")
+                    break
+                else:
+                    return None  # another convertor, or `:path` before the end
+                node.positions.append(position)
+            else:
+                node.ends.append(position)
+            found[f"t{position}"] = (route, tuple(names), tuple(holders))
+        try:
+            pattern = root.pattern()
+        except _Unrepresentable:
+            return None
+        regex = re.compile(pattern + r"\Z", re.DOTALL)
+        # A template shadowed by an earlier one of the same text has no end group: never chosen.
+        return cls(regex, {end: route for end, route in found.items() if end in regex.groupindex})
 
     def resolve(self, path: str) -> tuple[Resource, dict[str, Any]] | None:
         """The first resource whose template fits `path`, with its parameters."""
         match = self.regex.match(path)
         if match is None:
             return None
-        tag = match.lastgroup
-        assert tag is not None
-        resource, params = self.routes[tag]
-        return resource, {name: convert(match[group]) for name, group, convert in params}
+        resource, names, holders = self.routes[match.lastindex]  # type: ignore[index]  # a match ends in a group
+        if not holders:
+            return resource, {}
+        if len(holders) == 1:
+            return resource, {names[0]: match[holders[0]]}
+        return resource, dict(zip(names, match.group(*holders)))  # noqa: B905  # as many by construction
