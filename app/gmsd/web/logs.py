@@ -67,13 +67,25 @@ class _Clock:
     def __init__(self) -> None:
         self._second = -1
         self._second_text = ""
+        self.second_bytes = b""  # the same, encoded (the access lines are bytes)
 
-    def text(self, created: float) -> str:
+    def second_of(self, created: float) -> int:
+        """The whole second of `created`, its text made when it is a new one."""
         second = int(created)
         if second != self._second:
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self.second_bytes = self._second_text.encode()
             self._second = second
+        return second
+
+    def text(self, created: float) -> str:
+        second = self.second_of(created)
         return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+
+
+# One access line after its constant prefix: time (second, milliseconds), prefix, status,
+# duration, request id (as JSON), formatted in one operation.
+_ACCESS_LINE = b'{"time":"%s.%03dZ"%s%d,"duration_ms":%.3f,"request_id":%s}\n'
 
 
 class AccessLines:
@@ -108,11 +120,10 @@ class AccessLines:
     def write(self, level: int, method: str, route: str, status: int, seconds: float, request_id: str) -> None:
         """Queue the line of one request (the caller checked `access_log.isEnabledFor(level)`)."""
         prefix = self._prefixes.get((level, method, route)) or self._prefix(level, method, route)
-        line = b"".join((
-            b'{"time":"', self._clock.text(time.time()).encode(), b'"', prefix, str(status).encode(),
-            b',"duration_ms":', repr(round(seconds * 1000, 3)).encode(),
-            b',"request_id":', _encode(request_id), b"}\n",
-        ))
+        clock, now = self._clock, time.time()
+        second = clock.second_of(now)
+        line = _ACCESS_LINE % (clock.second_bytes, int((now - second) * 1000), prefix, status, seconds * 1000,
+                               _encode(request_id))
         if not self._pending:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
