@@ -117,6 +117,7 @@ def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
     assert echoed.headers["x-request-id"] == "req-42.a:b"
     generated = client.get("/healthz").headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", generated)
+    assert client.get("/healthz").headers["x-request-id"] != generated  # one per request
     for unusable in ("has space", "x" * 129):
         replaced = client.get("/healthz", headers={"X-Request-ID": unusable}).headers["x-request-id"]
         assert re.fullmatch(r"[0-9a-f]{32}", replaced), unusable

@@ -36,7 +36,8 @@ access_log = logging.getLogger("gmsd.access")
 # Generated ids: a random prefix per process and a counter, 32 hex digits like a UUID but
 # without a uuid4() per request. uvicorn spawns (not forks) its workers, so each has its own.
 _ID_PREFIX = os.urandom(8).hex()
-_id_counter = itertools.count(1)
+# Counted from 2**64: `hex()` of it is `0x1` and 16 digits, zero-padded without a format spec.
+_id_counter = itertools.count((1 << 64) + 1)
 
 _encode = msgspec.json.Encoder().encode
 
@@ -48,7 +49,7 @@ def request_id_for(headers: Iterable[tuple[bytes, bytes]]) -> str:
             if _SANE_REQUEST_ID.fullmatch(value):
                 return value.decode("ascii")
             break
-    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+    return _ID_PREFIX + hex(next(_id_counter))[3:]
 
 
 def set_request_id(request_id: str) -> None:
