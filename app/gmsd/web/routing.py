@@ -73,10 +73,14 @@ class Resource(Route):
         """Run the guard, then the handler of the request's method (or answer 405 with `Allow`)."""
         # uvicorn and Starlette decode percent escapes that are not UTF-8 into U+FFFD: an id or a
         # query value would silently be another one. Refused instead (the contract: UTF-8).
-        if not _is_utf8(scope.get("raw_path", b"")):
-            raise BadRequest("the path has percent escapes that are not UTF-8")
-        if not _is_utf8(scope.get("query_string", b"")):
-            raise BadRequest("the query string is not UTF-8")
+        raw_path: bytes = scope.get("raw_path", b"")
+        query: bytes = scope.get("query_string", b"")
+        # Plain ASCII without escapes (nearly every request) is UTF-8: decoded only otherwise.
+        if b"%" in raw_path or b"%" in query or not (raw_path.isascii() and query.isascii()):
+            if not _is_utf8(raw_path):
+                raise BadRequest("the path has percent escapes that are not UTF-8")
+            if not _is_utf8(query):
+                raise BadRequest("the query string is not UTF-8")
         if self.guard is not None:
             refusal = await self.guard(scope, self.path)
             if refusal is not None:
