@@ -192,7 +192,8 @@ def create_app(settings: Settings, client: Any | None = None) -> Starlette:
     guard = None
     if settings.credentials is not None:
         guard = Authenticator(settings.credentials, settings.config.auth.metrics == "protected", _service_name)
-        routes = [route.guarded(guard) if guard.protects(route.path) else route for route in routes]
+        routes = [route.guarded(guard.guard_of(route.path)) if guard.protects(route.path) else route
+                  for route in routes]
     app = _Gmsd(
         routes=routes,
         exception_handlers=handlers,

@@ -203,6 +203,11 @@ class Authenticator:
         name = await self.service_name(service_id)
         return credentials.services.get(name, credentials.default) if name else credentials.default
 
+    def guard_of(self, template: str) -> Callable[[Scope, str], Awaitable[Response | None]]:
+        """The check of the route with this path template (`GlobalPairGuard` for a route that
+        takes the global pair only, else this authenticator)."""
+        return GlobalPairGuard(self) if self._global_pair_only(template) else self
+
     async def __call__(self, scope: Scope, template: str) -> Response | None:
         """None if the request may go on, else the 401 to answer."""
         sent = _authorization(scope)
@@ -217,3 +222,23 @@ class Authenticator:
             elif _accepts(sent, await self._expected(scope, template)):
                 return None
         return error_response(Unauthorized(), scope["path"], {"www-authenticate": CHALLENGE})
+
+
+class GlobalPairGuard:
+    """The check of a route that takes the global pair only: an `Authorization` value accepted
+    before is looked up in place; anything else goes through the `Authenticator`."""
+
+    __slots__ = ("accepted", "authenticator")
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+        self.accepted = authenticator._accepted_global
+
+    async def __call__(self, scope: Scope, template: str) -> Response | None:
+        """None if the request may go on, else the 401 to answer."""
+        for name, value in scope["headers"]:
+            if name == _AUTHORIZATION:
+                if type(value) is bytes and value in self.accepted:
+                    return None
+                break
+        return await self.authenticator(scope, template)
