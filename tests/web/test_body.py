@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from python_multipart.multipart import parse_options_header
 from starlette.testclient import TestClient
 
 from gmsd.config import Limits
@@ -57,3 +58,8 @@ def test_urlencoded_bodies_split_as_parse_qsl_splits_them(text: str, fields: int
             body._urlencoded(text.encode(), limits)
         return
     assert body._urlencoded(text.encode(), limits) == expected
+
+
+@given(st.binary(max_size=40) | st.text(alphabet="aAjJ/;= \t\n\r\x0b\x0c\"x-+.\x85\xa0é", max_size=40).map(str.encode))
+def test_a_media_type_is_the_one_parse_options_header_finds(header: bytes) -> None:
+    assert body.media_type_of(header) == parse_options_header(header)[0]

@@ -12,7 +12,7 @@ Redis as bytes anyway (no temporary files, no thread pool).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_to_bytes
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
@@ -29,11 +29,12 @@ _URLENCODED = b"application/x-www-form-urlencoded"
 _JSON = b"application/json"
 
 
-async def read_body(request: Request, limits: Limits) -> bytes:
-    """The whole body, refused with 413 past `limits.body_bytes` without reading the rest."""
+async def read_body(request: Request, limits: Limits, declared: bytes | None = None) -> bytes:
+    """The whole body, refused with 413 past `limits.body_bytes` without reading the rest
+    (`declared`: the Content-Length, when the caller has it)."""
     # Not through `_limited_stream`: an async generator per request costs more than reading the
     # usual body (one message) does.
-    _check_declared(request, limits)
+    _check_declared(request, limits, declared)
     chunk, more, received = _chunk(await request.receive(), request, limits, 0)
     if not more:
         return chunk
@@ -55,8 +56,23 @@ async def _limited_stream(request: Request, limits: Limits) -> AsyncIterator[byt
             yield chunk
 
 
-def _check_declared(request: Request, limits: Limits) -> None:
-    declared = request.headers.get("content-length")
+def _content_headers(request: Request) -> tuple[bytes | None, bytes | None]:
+    """The first Content-Type and Content-Length of the request, in one pass over its headers
+    (Starlette's `request.headers` builds an object and scans the list once per name)."""
+    content_type = content_length = None
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":
+            if content_type is None:
+                content_type = value
+        elif name == b"content-length" and content_length is None:
+            content_length = value
+    return content_type, content_length
+
+
+def _check_declared(request: Request, limits: Limits, declared: bytes | None = None) -> None:
+    """413 at once when the Content-Length (`declared`, else the request's) is over the limit."""
+    if declared is None:
+        declared = _content_headers(request)[1]
     if declared is not None:
         if not declared.isdigit():
             raise BadRequest("invalid Content-Length")
@@ -99,19 +115,19 @@ async def read_parameters(request: Request, limits: Limits, from_json: JsonParam
     JSON: what `from_json` makes of the body (the API's own value conversion). No body at all:
     no parameters. Anything else: 415.
     """
-    header = request.headers.get("content-type")
+    header, declared = _content_headers(request)
     if header is None:
-        body = await read_body(request, limits)
+        body = await read_body(request, limits, declared)
         if body.strip():
             raise UnsupportedMediaType("a body needs a Content-Type: multipart/form-data, "
                                        "application/x-www-form-urlencoded or application/json")
         return []
-    media_type, options = parse_options_header(header)
+    media_type = media_type_of(header)
     if media_type == _URLENCODED:
-        body = await read_body(request, limits)
+        body = await read_body(request, limits, declared)
         return _urlencoded(body, limits)
     if media_type == _JSON:
-        body = await read_body(request, limits)
+        body = await read_body(request, limits, declared)
         if not body.strip():
             return []
         require_utf8(body)
@@ -119,7 +135,7 @@ async def read_parameters(request: Request, limits: Limits, from_json: JsonParam
         _check_count(len(params), limits)
         return params
     if media_type == _MULTIPART:
-        boundary = options.get(b"boundary")
+        boundary = parse_options_header(header)[1].get(b"boundary")
         if not boundary:
             raise BadRequest("malformed multipart body: the Content-Type has no boundary")
         return await _multipart(request, boundary, limits)
@@ -127,6 +143,14 @@ async def read_parameters(request: Request, limits: Limits, from_json: JsonParam
         f"unsupported Content-Type {media_type.decode('latin-1')!r}: use multipart/form-data, "
         "application/x-www-form-urlencoded or application/json"
     )
+
+
+def media_type_of(header: bytes) -> bytes:
+    """The media type of a Content-Type value, as `parse_options_header` finds it (lower case,
+    without its options); a plain ASCII value without options (the usual one) in place."""
+    if header.isascii() and b";" not in header:
+        return header.lower().strip(b" \t")
+    return parse_options_header(header)[0]
 
 
 def _check_count(count: int, limits: Limits) -> None:
@@ -152,13 +176,18 @@ def _urlencoded(body: bytes, limits: Limits) -> Parameters:
                 name, _, value = piece.partition("=")
                 if quoted:
                     if "%" in name or "+" in name:
-                        name = unquote_plus(name, errors="strict")
+                        name = _unquote_plus(name)
                     if "%" in value or "+" in value:
-                        value = unquote_plus(value, errors="strict")
+                        value = _unquote_plus(value)
                 pairs.append((name, value))
     except UnicodeDecodeError:
         raise BadRequest("the urlencoded body has percent-escapes that are not UTF-8") from None
     return pairs
+
+
+def _unquote_plus(text: str) -> str:
+    """`unquote_plus(text, errors="strict")` in half its time (one decode of all the bytes)."""
+    return unquote_to_bytes(text.replace("+", " ")).decode("utf-8")
 
 
 class _Part:
