@@ -270,4 +270,4 @@ def test_the_decided_values_are_bounded(protected: TestClient) -> None:
     guards = {getattr(route.guard, "authenticator", route.guard)  # a route's guard, or the one it defers to
               for route in protected.app.router.routes if getattr(route, "guard", None)}  # type: ignore[attr-defined]
     (authenticator,) = guards
-    assert len(authenticator._accepted_global) == 64
+    assert len(authenticator.accepted_global) == 64

@@ -179,7 +179,8 @@ class Authenticator:
         self.credentials = credentials
         self.protect_metrics = protect_metrics
         self.service_name = service_name
-        self._accepted_global: set[bytes] = set()
+        # Read in place by each GlobalPairGuard, filled only by `decide_global`.
+        self.accepted_global: set[bytes] = set()
 
     def protects(self, template: str) -> bool:
         """Whether requests to the route with this path template need credentials."""
@@ -211,28 +212,38 @@ class Authenticator:
     async def __call__(self, scope: Scope, template: str) -> Response | None:
         """None if the request may go on, else the 401 to answer."""
         sent = _authorization(scope)
+        if self._global_pair_only(template):
+            return self.decide_global(sent, scope)
+        if sent is not None and _accepts(sent, await self._expected(scope, template)):
+            return None
+        return _refusal(scope)
+
+    def decide_global(self, sent: bytes | None, scope: Scope) -> Response | None:
+        """For a route that takes the global pair only: None if `sent` (the request's
+        `Authorization` value) carries it, else the 401 to answer."""
         if sent is not None:
-            if self._global_pair_only(template):
-                if sent in self._accepted_global:
-                    return None
-                if _accepts(sent, self.credentials.default):
-                    if len(self._accepted_global) < self._ACCEPTED_MAX:
-                        self._accepted_global.add(sent)
-                    return None
-            elif _accepts(sent, await self._expected(scope, template)):
+            if sent in self.accepted_global:
                 return None
-        return error_response(Unauthorized(), scope["path"], {"www-authenticate": CHALLENGE})
+            if _accepts(sent, self.credentials.default):
+                if len(self.accepted_global) < self._ACCEPTED_MAX:
+                    self.accepted_global.add(sent)
+                return None
+        return _refusal(scope)
+
+
+def _refusal(scope: Scope) -> Response:
+    return error_response(Unauthorized(), scope["path"], {"www-authenticate": CHALLENGE})
 
 
 class GlobalPairGuard:
     """The check of a route that takes the global pair only: an `Authorization` value accepted
-    before is looked up in place; anything else goes through the `Authenticator`."""
+    before is looked up in place; anything else is decided by the `Authenticator`."""
 
     __slots__ = ("accepted", "authenticator")
 
     def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
-        self.accepted = authenticator._accepted_global
+        self.accepted = authenticator.accepted_global
 
     async def __call__(self, scope: Scope, template: str) -> Response | None:
         """None if the request may go on, else the 401 to answer."""
@@ -240,5 +251,5 @@ class GlobalPairGuard:
             if name == _AUTHORIZATION:
                 if type(value) is bytes and value in self.accepted:
                     return None
-                break
-        return await self.authenticator(scope, template)
+                return self.authenticator.decide_global(bytes(value), scope)
+        return self.authenticator.decide_global(None, scope)

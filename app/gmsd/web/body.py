@@ -27,11 +27,13 @@ from gmsd.web.protocol import BODY_TIMED_OUT
 _MULTIPART = b"multipart/form-data"
 _URLENCODED = b"application/x-www-form-urlencoded"
 _JSON = b"application/json"
+# `declared` not looked up yet (None already means "the request has no Content-Length").
+_UNREAD = b"?"
 
 
-async def read_body(request: Request, limits: Limits, declared: bytes | None = None) -> bytes:
+async def read_body(request: Request, limits: Limits, declared: bytes | None = _UNREAD) -> bytes:
     """The whole body, refused with 413 past `limits.body_bytes` without reading the rest
-    (`declared`: the Content-Length, when the caller has it)."""
+    (`declared`: the Content-Length or None for none, when the caller has looked it up)."""
     # Not through `_limited_stream`: an async generator per request costs more than reading the
     # usual body (one message) does.
     _check_declared(request, limits, declared)
@@ -45,10 +47,10 @@ async def read_body(request: Request, limits: Limits, declared: bytes | None = N
     return b"".join(chunks)
 
 
-async def _limited_stream(request: Request, limits: Limits) -> AsyncIterator[bytes]:
+async def _limited_stream(request: Request, limits: Limits, declared: bytes | None) -> AsyncIterator[bytes]:
     # Straight from the ASGI receive channel: Starlette's request.stream() adds a layer of
     # async generator per chunk for nothing we need.
-    _check_declared(request, limits)
+    _check_declared(request, limits, declared)
     more, received = True, 0
     while more:
         chunk, more, received = _chunk(await request.receive(), request, limits, received)
@@ -69,9 +71,10 @@ def _content_headers(request: Request) -> tuple[bytes | None, bytes | None]:
     return content_type, content_length
 
 
-def _check_declared(request: Request, limits: Limits, declared: bytes | None = None) -> None:
-    """413 at once when the Content-Length (`declared`, else the request's) is over the limit."""
-    if declared is None:
+def _check_declared(request: Request, limits: Limits, declared: bytes | None) -> None:
+    """413 at once when the Content-Length (`declared`, or the request's when `_UNREAD`) is over
+    the limit."""
+    if declared is _UNREAD:
         declared = _content_headers(request)[1]
     if declared is not None:
         if not declared.isdigit():
@@ -138,7 +141,7 @@ async def read_parameters(request: Request, limits: Limits, from_json: JsonParam
         boundary = parse_options_header(header)[1].get(b"boundary")
         if not boundary:
             raise BadRequest("malformed multipart body: the Content-Type has no boundary")
-        return await _multipart(request, boundary, limits)
+        return await _multipart(request, boundary, limits, declared)
     raise UnsupportedMediaType(
         f"unsupported Content-Type {media_type.decode('latin-1')!r}: use multipart/form-data, "
         "application/x-www-form-urlencoded or application/json"
@@ -305,7 +308,7 @@ def _utf8(raw: bytes, what: str) -> str:
         raise BadRequest(f"malformed multipart body: {what} is not UTF-8") from None
 
 
-async def _multipart(request: Request, boundary: bytes, limits: Limits) -> Parameters:
+async def _multipart(request: Request, boundary: bytes, limits: Limits, declared: bytes | None) -> Parameters:
     collector = _MultipartCollector(limits)
     callbacks = {
         name: getattr(collector, name)
@@ -317,7 +320,7 @@ async def _multipart(request: Request, boundary: bytes, limits: Limits) -> Param
     received = 0
     try:
         parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
-        async for chunk in _limited_stream(request, limits):
+        async for chunk in _limited_stream(request, limits, declared):
             received += len(chunk)
             parser.write(chunk)
         parser.finalize()
