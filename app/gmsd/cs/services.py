@@ -45,6 +45,7 @@ from gmsd.cs.records import (
     type_text,
     typed_field,
 )
+from gmsd.cs.rendered import RenderedServices
 from gmsd.errors import BadRequest, Conflict, NotFound, StorageUnavailable
 from gmsd.keys import is_cs_service_id
 from gmsd.timestamps import instant, now_millis
@@ -170,6 +171,7 @@ class ContextServicesBase:
 
     def __init__(self, store: ConversationStore, config: Config) -> None:
         self.store = store
+        self.rendered = RenderedServices()  # shared by the tenants' copies: keyed by content
         self.limits = config.limits
         self.options = config.context_services
         self.default_ttl_ms = config.context_services.default_ttl_seconds * 1000
@@ -398,4 +400,4 @@ class ContextServices(ContextServicesBase):
         want_tasks = view.active_tasks or view.completed_tasks
         found = await self.store.services_of(customer_id, contact_key, want_states, want_tasks)
         kept = [(sid, c.service, c) for sid, c in found if where.matches(c.service)]
-        return [render_service(sid, svc, c.states, c.tasks, view) for sid, svc, c in oldest_first(kept)]
+        return self.rendered.render([(sid, c) for sid, _, c in oldest_first(kept)], view)

@@ -496,4 +496,5 @@ def _conversation(reply: Reply) -> Conversation | None:
     svc, states, tasks = reply
     if not svc:
         return None
-    return Conversation(hash_of(svc), hash_of(states) if states else {}, hash_of(tasks) if tasks else {})
+    return Conversation(hash_of(svc), hash_of(states) if states else {}, hash_of(tasks) if tasks else {},
+                        (tuple(svc), tuple(states), tuple(tasks)))
