@@ -162,6 +162,17 @@ def test_custom_ids_are_scoped_by_gms_user(api: TestClient, backend: Backend) ->
     assert backend.sync.exists(gms_service(storage_custom_area("alice", "chat-42"))[0]) == 1
 
 
+def test_a_missing_custom_area_is_named_by_its_custom_id(api: TestClient) -> None:
+    carol = {"gms_user": "carol"}
+    derived = storage_custom_area("carol", "chat-7")
+    for method, path in (("GET", "/custom/chat-7"), ("DELETE", "/custom/chat-7"), ("GET", "/custom/chat-7/who"),
+                         ("DELETE", "/custom/chat-7/who")):
+        response = api.request(method, f"{STORAGE}{path}", headers=carol)
+        assert response.status_code == 404, (method, path)
+        message = response.json()["message"]
+        assert "'chat-7'" in message and derived not in message, (method, path, message)
+
+
 def test_posting_a_custom_id_again_updates_it(api: TestClient, backend: Backend) -> None:
     user = {"gms_user": "default"}
     api.post(f"{STORAGE}/custom/session/5", data={"a": "1", "b": "2"}, headers=user)

@@ -354,13 +354,13 @@ async def custom_store(request: Request) -> Response:
                    answers={200: Answer("key -> value", {JSON: _STRINGS})}, errors=(400, 503))
 async def custom_read(request: Request) -> Response:
     """GET /genesys/1/storage/custom/{customId}."""
-    return json_response(await _storage(request).read_all(_custom_area(request)))
+    return json_response(await _storage(request).read_all(_custom_area(request), request.path_params["customId"]))
 
 
 @STORAGE.operation("Delete a custom id's area", params=(_GMS_USER,), answers=_OK_ANSWER, errors=(400, 503))
 async def custom_delete(request: Request) -> Response:
     """DELETE /genesys/1/storage/custom/{customId}."""
-    await _storage(request).delete(_custom_area(request))
+    await _storage(request).delete(_custom_area(request), request.path_params["customId"])
     return json_response(_OK)
 
 
@@ -368,14 +368,16 @@ async def custom_delete(request: Request) -> Response:
                    errors=(400, 503))
 async def custom_read_key(request: Request) -> Response:
     """GET /genesys/1/storage/custom/{customId}/{key}."""
-    return json_response(await _storage(request).read_one(_custom_area(request), request.path_params["key"]))
+    p = request.path_params
+    return json_response(await _storage(request).read_one(_custom_area(request), p["key"], p["customId"]))
 
 
 @STORAGE.operation("Delete one key of a custom id's area (a missing key is not an error)", params=(_GMS_USER,),
                    answers=_OK_ANSWER, errors=(400, 503))
 async def custom_delete_key(request: Request) -> Response:
     """DELETE /genesys/1/storage/custom/{customId}/{key}."""
-    await _storage(request).delete_key(_custom_area(request), request.path_params["key"])
+    p = request.path_params
+    await _storage(request).delete_key(_custom_area(request), p["key"], p["customId"])
     return json_response(_OK)
 
 

@@ -136,27 +136,28 @@ class StorageAreas:
         self.limits = limits
         self.noun = noun
 
-    def _missing(self, area_id: str) -> NotFound:
-        return NotFound(f"{self.noun} {area_id[:80]!r} not found")
+    def _missing(self, area_id: str, shown: str | None) -> NotFound:
+        return NotFound(f"{self.noun} {(area_id if shown is None else shown)[:80]!r} not found")
 
     def _check_read_key(self, key: str) -> None:
         # Reserved fields start with "_" and user keys never do: such a key cannot exist.
         if key.startswith("_") or not self.limits.fits_key(key):
             raise NotFound(f"key {key[:80]!r} not found")
 
-    async def read_all(self, area_id: str) -> dict[str, str]:
-        """Every string key of the area (files are not listed)."""
+    async def read_all(self, area_id: str, shown: str | None = None) -> dict[str, str]:
+        """Every string key of the area (files are not listed); `shown`: the area's name in a
+        404, when the client knows it by another (a custom id)."""
         values = await self.store.read_all(area_id)
         if values is None:
-            raise self._missing(area_id)
+            raise self._missing(area_id, shown)
         return values
 
-    async def read_one(self, area_id: str, key: str) -> dict[str, str]:
+    async def read_one(self, area_id: str, key: str, shown: str | None = None) -> dict[str, str]:
         """`{key: value}` for one string key."""
         self._check_read_key(key)
         found, value = await self.store.read_one(area_id, key)
         if not found:
-            raise self._missing(area_id)
+            raise self._missing(area_id, shown)
         if value is None:
             raise NotFound(f"key {key[:80]!r} not found")
         return {key: value}
@@ -169,12 +170,12 @@ class StorageAreas:
             raise NotFound(f"key {key[:80]!r} not found")
         return value
 
-    async def delete_key(self, area_id: str, key: str) -> None:
+    async def delete_key(self, area_id: str, key: str, shown: str | None = None) -> None:
         """Delete one key, string or file; a missing key is not an error."""
         if key.startswith("_") or not self.limits.fits_key(key):
             key = ""  # cannot exist; still answer 404 for an unknown area
         if not await self.store.delete_key(area_id, key):
-            raise self._missing(area_id)
+            raise self._missing(area_id, shown)
 
 
 # A built-in whose create does more than store user data (the access-number services): it

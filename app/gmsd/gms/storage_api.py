@@ -106,23 +106,24 @@ class StorageApi:
             raise NotFound(f"storage {area_id[:80]!r} not found")
         area.count_bytes()
 
-    async def read_all(self, area_id: str) -> dict[str, str]:
-        """Every string key of the area (files are not listed)."""
-        return await self.areas.read_all(area_id)
+    async def read_all(self, area_id: str, shown: str | None = None) -> dict[str, str]:
+        """Every string key of the area (files are not listed); `shown`: the custom id a 404
+        names instead of the area id derived from it."""
+        return await self.areas.read_all(area_id, shown)
 
-    async def read_one(self, area_id: str, key: str) -> dict[str, str]:
+    async def read_one(self, area_id: str, key: str, shown: str | None = None) -> dict[str, str]:
         """`{key: value}` for one string key."""
-        return await self.areas.read_one(area_id, key)
+        return await self.areas.read_one(area_id, key, shown)
 
     async def read_binary(self, area_id: str, key: str, large: bool = False) -> BinaryValue:
         """One value as bytes with its content type and file name."""
         return await self.areas.read_binary(area_id, key, large)
 
-    async def delete_key(self, area_id: str, key: str) -> None:
+    async def delete_key(self, area_id: str, key: str, shown: str | None = None) -> None:
         """Delete one key, string or file; a missing key is not an error."""
-        await self.areas.delete_key(area_id, key)
+        await self.areas.delete_key(area_id, key, shown)
 
-    async def delete(self, area_id: str) -> None:
+    async def delete(self, area_id: str, shown: str | None = None) -> None:
         """Delete an area (afterwards 404), or empty a service's storage (the service stays)."""
         if not await self.store.remove_area(area_id):
-            raise NotFound(f"storage {area_id[:80]!r} not found")
+            raise NotFound(f"storage {(area_id if shown is None else shown)[:80]!r} not found")
