@@ -14,8 +14,8 @@ VIEW = View(active_states=True)
 
 
 def conversation(t0: int, attached: bytes = b'"voice"', states: tuple[bytes, ...] = ()) -> Conversation:
-    svc = (b"t0", str(t0).encode(), b"type", b'"billing"', b"a:channel", attached)
-    return Conversation(hash_of(list(svc)), hash_of(list(states)), {}, (svc, states, ()))
+    svc = [b"t0", str(t0).encode(), b"type", b'"billing"', b"a:channel", attached]
+    return Conversation(hash_of(svc), hash_of(list(states)), {}, (svc, list(states), []))
 
 
 def test_the_texts_are_what_rendering_gives_and_a_repeat_is_taken_from_the_table() -> None:

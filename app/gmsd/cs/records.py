@@ -324,6 +324,6 @@ class Conversation:
     service: Hash
     states: Hash
     tasks: Hash
-    # The three HGETALL answers it was made from, flat (empty: not known). Equal sources make
-    # equal hashes in the same order, so they render to the same text (gmsd.cs.rendered).
-    source: tuple[tuple[bytes, ...], ...] = ()
+    # The three HGETALL answers it was made from, flat, as read (None: not known). Equal sources
+    # make equal hashes in the same order, so they render to the same text (gmsd.cs.rendered).
+    source: tuple[list[bytes], list[bytes], list[bytes]] | None = None

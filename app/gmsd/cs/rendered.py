@@ -21,7 +21,7 @@ ENTRIES = 2048
 ENTRY_BYTES = 4096
 VIEWS = 64
 
-_Key = tuple[int, str, tuple[tuple[bytes, ...], ...]]
+_Key = tuple[int, str, tuple[bytes, ...], tuple[bytes, ...], tuple[bytes, ...]]
 
 
 class RenderedServices:
@@ -46,12 +46,18 @@ class RenderedServices:
         out: list[Raw] = []
         for service_id, conversation in found:
             source = conversation.source
-            key = (slot, service_id, source)
-            text = texts.get(key) if source else None
+            if source is None:
+                out.append(render_service(service_id, conversation.service, conversation.states,
+                                          conversation.tasks, view))
+                continue
+            # Tuples made here, not when read: only a query keys by the answers.
+            svc, states, tasks = source
+            key = (slot, service_id, tuple(svc), tuple(states), tuple(tasks))
+            text = texts.get(key)
             if text is None:
                 text = render_service(service_id, conversation.service, conversation.states,
                                       conversation.tasks, view)
-                if source and _size(text, source) <= ENTRY_BYTES:
+                if _size(text, source) <= ENTRY_BYTES:
                     if len(texts) >= ENTRIES:
                         del texts[next(iter(texts))]
                     texts[key] = text
@@ -62,7 +68,7 @@ class RenderedServices:
         return len(self._texts)
 
 
-def _size(text: Raw, source: tuple[tuple[bytes, ...], ...]) -> int:
+def _size(text: Raw, source: tuple[list[bytes], list[bytes], list[bytes]]) -> int:
     # Joined, not summed item by item: one C call per answer costs less than a Python loop.
     service, states, tasks = source
     return len(text) + len(b"".join(service)) + len(b"".join(states)) + len(b"".join(tasks))

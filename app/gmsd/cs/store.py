@@ -497,4 +497,4 @@ def _conversation(reply: Reply) -> Conversation | None:
     if not svc:
         return None
     return Conversation(hash_of(svc), hash_of(states) if states else {}, hash_of(tasks) if tasks else {},
-                        (tuple(svc), tuple(states), tuple(tasks)))
+                        (svc, states, tasks))

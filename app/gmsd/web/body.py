@@ -27,8 +27,9 @@ from gmsd.web.protocol import BODY_TIMED_OUT
 _MULTIPART = b"multipart/form-data"
 _URLENCODED = b"application/x-www-form-urlencoded"
 _JSON = b"application/json"
-# `declared` not looked up yet (None already means "the request has no Content-Length").
-_UNREAD = b"?"
+# `declared` not looked up yet (None already means "the request has no Content-Length"); compared
+# by identity, so not a one-byte value (CPython shares those with every bytes object made).
+_UNREAD = b"<not looked up>"
 
 
 async def read_body(request: Request, limits: Limits, declared: bytes | None = _UNREAD) -> bytes:
