@@ -31,6 +31,15 @@ def gms_service(service_id: str) -> tuple[str, str, str]:
     return tag + "data", tag + "bin", tag + "ftype"
 
 
+# What SCAN matches to find every GMS service (its `data` key), and the service a match names.
+GMS_DATA_MATCH = "gms:{*}:data"
+
+
+def gms_data_service(data_key: str) -> str:
+    """The service id in the name of a `gms:{id}:data` key."""
+    return data_key[len("gms:{"):-len("}:data")]
+
+
 # Reserved fields of the data hash; user keys starting with "_" are never stored.
 GMS_NAME_FIELD = "_name"
 GMS_EXPIRY_FIELD = "_exp"

@@ -16,6 +16,7 @@ answers without Redis (where Python's ceiling is).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import importlib
 import json
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from gmsd.keys import GMS_DATA_MATCH, GMS_NAME_FIELD, gms_data_service, gms_service
 
 BENCH_CONFIG = """
 [services.bench]
@@ -362,6 +365,56 @@ def wrk(url: str, script: Path, args: list[str], seconds: float, connections: in
     )
 
 
+async def drop_services(client: Any, name: str) -> int:
+    """Delete every GMS service named `name` from the store of `client`; how many there were.
+
+    S3 stores 64 KiB per request: without this, each run would start with the gigabytes the
+    runs before it stored (services live `_ttl` = 120 s), and measure a fuller store than the
+    last. On a virtual machine that is not only slower for Redis but different in kind: memory
+    the guest never touched before costs the host a page fault of its own (here a 64 KiB HSET
+    went from 80 to 284 µs of Redis CPU once Redis passed 3 GB; docs/BENCHMARKS.md).
+    """
+    dropped = 0
+    batch: list[bytes] = []
+    async for key in client.scan_iter(match=GMS_DATA_MATCH, count=1000):
+        batch.append(key)
+        if len(batch) == 500:
+            dropped += await _drop_named(client, batch, name.encode())
+            batch = []
+    return dropped + await _drop_named(client, batch, name.encode())
+
+
+async def _drop_named(client: Any, data_keys: list[bytes], name: bytes) -> int:
+    if not data_keys:
+        return 0
+    reads = client.pipeline(transaction=False)
+    for key in data_keys:
+        reads.hget(key, GMS_NAME_FIELD)
+    names = await reads.execute()
+    ids = [gms_data_service(key.decode()) for key, found in zip(data_keys, names, strict=True) if found == name]
+    if ids:
+        deletes = client.pipeline(transaction=False)
+        for service_id in ids:
+            deletes.delete(*gms_service(service_id))
+        await deletes.execute()
+    return len(ids)
+
+
+def _drop_created(redis_url: str, name: str) -> None:
+    """`drop_services` on the bench's store, outside the measured time."""
+    from gmsd.backend.connect import connect  # only S3 needs a client of its own
+    from gmsd.config import RedisOptions
+
+    async def drop() -> None:
+        client = connect(redis_url, RedisOptions(timeout=30.0))
+        try:
+            await drop_services(client, name)
+        finally:
+            await client.aclose()
+
+    asyncio.run(drop())
+
+
 def _median(runs: list[Run]) -> Run:
     ordered = sorted(runs, key=lambda r: r.rps)
     return ordered[len(ordered) // 2]
@@ -379,6 +432,9 @@ class Scenario:
     webdis_path: str | None = None
     webdis_script: str = "get.lua"
     references_too: bool = False  # the naive Starlette and bare ASGI apps answer the same request
+    # The configured service whose services each request creates: deleted after every run (see
+    # `drop_services`), so that every run of the scenario starts from the same store.
+    creates: str | None = None
 
 
 SCENARIOS = ("S1", "S2", "S3", "S4new", "S4found", "S5", "S6")
@@ -407,7 +463,8 @@ def _seed(base: str, webdis: str | None, nonce: str, auth: tuple[str, str] | Non
                        webdis_path="/HSET/bench/firstname/Alexandra/language/french/phone/+1-650-466-9999",
                        references_too=True),
         "S3": Scenario("S3", "create a service: multipart, 3 fields + 64 KiB file", "create_multipart.lua",
-                       "/genesys/1/service/bench-upload", ("/genesys/1/service/bench-upload",)),
+                       "/genesys/1/service/bench-upload", ("/genesys/1/service/bench-upload",),
+                       creates="bench-upload"),
         "S4new": Scenario("S4new", "composite start, new customer (create path)", "composite_start.lua",
                           "/genesys/1/cs/services_composite/start", ("new", nonce)),
         "S4found": Scenario("S4found", "composite start, same customer (found path)", "composite_start.lua",
@@ -481,6 +538,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                 wrk(base + scenario.path, script, list(scenario.args), options.warmup, *load)
                 for url, reference, args in targets.values():
                     wrk(url, reference, args, options.warmup, *load)
+            if scenario.creates:
+                _drop_created(redis_url, scenario.creates)
             gmsd_runs: list[Run] = []
             reference_runs: dict[str, list[Run]] = {target: [] for target in targets}
             for _ in range(options.runs):
@@ -490,6 +549,8 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                 if drain:
                     gmsd_runs[-1].log_lines = drain.lines - before
                 measured_requests += gmsd_runs[-1].requests
+                if scenario.creates:
+                    _drop_created(redis_url, scenario.creates)
                 for target, (url, reference, args) in targets.items():
                     reference_runs[target].append(wrk(url, reference, args, options.duration, *load))
             result = ScenarioResult(name, scenario.title, _median(gmsd_runs),
