@@ -3,6 +3,9 @@
 -- KEYS[2] gms:{id}:bin    file bytes
 -- KEYS[3] gms:{id}:ftype  file "<content type>\n<file name>"
 -- ARGV[1] mode: "create"  a new service/area named ARGV[3], living ARGV[2] seconds;
+--               "create_after_files"  the same, when the MULTI that runs this script has just
+--                         written the file bytes to KEYS[2] (their triples carry '' for bytes):
+--                         Redis stores big values faster from a plain HSET than through Lua;
 --               "update"  an existing one, its expiry unchanged;
 --               "renew"   an existing one; a Storage API area (`_name` "") then lives ARGV[2]
 --                         seconds from now, a service keeps its expiry;
@@ -21,7 +24,8 @@ local function from_now(seconds)
 end
 local expire_at
 local moved = false
-if mode == 'create' then
+local files_written = mode == 'create_after_files'
+if mode == 'create' or files_written then
   expire_at = from_now(ARGV[2])
   redis.call('HSET', data, '_name', ARGV[3], '_exp', expire_at)
   redis.call('PEXPIREAT', data, expire_at)
@@ -40,7 +44,8 @@ else
   end
 end
 local n = tonumber(ARGV[4])
-local has_files = redis.call('EXISTS', bin) == 1
+-- (a new service has nothing to replace: its bin key holds only the files of this write)
+local has_files = not files_written and redis.call('EXISTS', bin) == 1
 -- The strings in HSETs of up to 256 pairs (one call each, not one per key: a call from Lua
 -- costs Redis more than the HSET itself; the bound keeps unpack within Lua's stack).
 local i = 5
@@ -59,7 +64,7 @@ end
 local files = i <= #ARGV
 while i <= #ARGV do
   local key = ARGV[i]
-  redis.call('HSET', bin, key, ARGV[i + 1])
+  if not files_written then redis.call('HSET', bin, key, ARGV[i + 1]) end
   redis.call('HSET', ftype, key, ARGV[i + 2])
   redis.call('HDEL', data, key)
   i = i + 3

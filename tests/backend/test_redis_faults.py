@@ -13,6 +13,7 @@ import redis
 from starlette.testclient import TestClient
 
 from gmsd.config import parse_config
+from gmsd.keys import gms_service
 from gmsd.main import create_app
 from gmsd.settings import Settings
 from tests.conftest import RedisServer, free_port, start_redis
@@ -86,6 +87,21 @@ def test_scripts_reload_after_script_flush(own_redis: RedisServer) -> None:
         redis.Redis(port=own_redis.port).script_flush()
         assert client.post(f"{BASE}/{sid}/storage", data={"b": "2"}).status_code == 200
         assert client.get(f"{BASE}/{sid}/storage").json() == {"a": "1", "b": "2"}
+
+
+def test_a_create_with_files_after_script_flush_is_whole(own_redis: RedisServer) -> None:
+    # On a plain server the file bytes go by a plain HSET in the MULTI that runs the script: EXEC
+    # that finds the script gone has written them alone. The retry leaves one whole service.
+    with app_client(own_redis.url) as client:
+        sync = redis.Redis(port=own_redis.port)
+        sync.script_flush()
+        response = client.post(f"{BASE}/s", data={"a": "1"}, files={"f": ("f.bin", b"\x00\xff", "x/y")})
+        assert response.status_code == 200, response.text
+        sid = response.json()["id"]
+        assert client.get(f"{BASE}/{sid}/storage/binary/f").content == b"\x00\xff"
+        assert client.get(f"{BASE}/{sid}/storage").json() == {"a": "1"}
+        assert sorted(sync.keys("*")) == sorted(key.encode() for key in gms_service(sid))
+        assert len({sync.pexpiretime(key) for key in gms_service(sid)}) == 1
 
 
 def test_redis_restart_between_writes(own_redis: RedisServer) -> None:
