@@ -3,11 +3,12 @@
 -- and task. Atomic, so any number of identical requests racing create exactly one of each.
 -- KEYS[1] ix   KEYS[2] ixexp   KEYS[3..5] ts, te, tu
 -- KEYS[6..8]  svc, states, tasks of the new service (used when nothing matches)
--- KEYS[9..11] svc, states, tasks of the candidate the caller read from the index (optional)
+-- KEYS[9..11] svc, states, tasks of the candidate (optional: a member an earlier call answered)
 -- ARGV now, match prefix, candidate member ('' if none),
 --      new service: expiry, cm, mm, t0, n + n field/value pairs,
 --      then the state and task part read by find_or_start_items (lua/cs/lib.lua)
--- Returns {'retry'} if another match entry appeared since the caller read the index, else
+-- Returns {'retry', member} if the index has a match entry and it is not a valid candidate
+--         given (the caller checks that member and runs the script again with it), else
 --         {'ok', service created 0/1, state id, created 0/1[, task id, created 0/1]}
 --         (service created 1: the new service of KEYS[6]; 0: the candidate).
 local ix, ixexp = KEYS[1], KEYS[2]
@@ -27,7 +28,7 @@ if candidate ~= '' then
 end
 if not svc then
   local other = redis.call('ZRANGEBYLEX', ix, '[' .. prefix, '[' .. prefix .. '\255', 'LIMIT', 0, 1)
-  if #other > 0 then return {'retry'} end
+  if #other > 0 then return {'retry', other[1]} end
   svc, states, tasks = KEYS[6], KEYS[7], KEYS[8]
   start_service(svc, ix, ixexp, now, exp, cm, mm, t0, fields)
   created = 1

@@ -2,12 +2,14 @@
 
 Every element is checked before anything is stored, then run on its own, each attempt one call of
 the store (`ConversationStore.composite_start`; `gmsd.cs.store` builds the members):
-1. read the first match entry of (customer, contact key, service type) in the owner's partition
-   (one ZRANGEBYLEX; the script re-checks it, since keys must be known before a script runs);
-2. one script in that partition checks the candidate (the service still holds the entry, so it
-   is active with that owner), or creates the service if no entry is left, then finds or creates
-   the state and the task. Identical requests racing each other serialise on that script: the
-   first creates, the others see its entry (`retry`) and join it.
+1. one script in the owner's partition creates the service if it holds no match entry of
+   (customer, contact key, service type), then its state and task: a new customer's whole
+   composite start is one round trip. Otherwise it answers the first entry (`retry`), the
+   candidate: keys must be known before a script runs;
+2. the script runs again with the candidate's keys: it checks the candidate (the service still
+   holds the entry, so it is active with that owner), or creates the service if no entry is
+   left, then finds or creates the state and the task. Identical requests racing each other
+   serialise on that script: the first creates, the others see its entry and join it.
 A candidate associated with the customer from another partition is joined by a script in its
 own partition (`composite_join`); if it no longer holds the entry, the entry is dropped. A join
 that slid the service's expiry raises its entries in the other partition (`raise_entries`).

@@ -190,51 +190,58 @@ class CsStore:
                          [now_millis(), new.expire_at, entries.customer_member, entries.match_member, new.t0,
                           *_counted(entries.fields)])
 
-    async def _match_candidate(self, partition: int, prefix: bytes) -> bytes | None:
-        """The first index member under a match prefix (to be checked by the script using it)."""
-        found: list[bytes] = await self.redis.execute(
-            "ZRANGEBYLEX", self._index(partition)[0], b"[" + prefix, b"[" + prefix + b"\xff", "LIMIT", 0, 1)
-        return found[0] if found else None
-
     async def composite_start(self, new: NewService, state: NewItem, task: NewItem | None,
                               attach: bool) -> tuple[Reply, str, bool] | None:
         """One attempt to find the open service matching `new` and its state/task, or create them:
         (reply, service id, joined in another partition), or None to try again.
 
-        The first match entry of the owner's partition is the candidate. One that names no service
-        gmsd issued is dropped; one of another partition (a service associated with this customer from
-        there) is joined by a script in its own partition, or dropped if the service no longer holds
-        it; otherwise one script re-checks it, or creates the service if no entry is left.
+        One script in the owner's partition creates the service if no match entry is there (a
+        new customer: one round trip), else answers the first entry, the candidate. One that
+        names no service gmsd issued is dropped; one of another partition (a service associated
+        with this customer from there) is joined by a script in its own partition, or dropped if
+        the service no longer holds it; otherwise the script runs again with the candidate's keys
+        and re-checks it (or creates the service if no entry is left).
         """
         entries = _Entries.of(new)
         partition = entries.partition
-        candidate = await self._match_candidate(partition, entries.match_prefix)
-        local: str | None = None
-        if candidate is not None:
-            candidate_id = cs_member_service(candidate)
-            where = cs_service_partition(candidate_id)
-            if where is None:  # not an id gmsd issued: never valid
-                await self.index_drop(partition, [candidate])
-                return None
-            if where != partition:  # associated with this customer from another partition
-                joined: Reply = await self._eval(
-                    self.scripts.composite_join, self._keys_and_index(candidate_id),
-                    [now_millis(), candidate, *_items_args(state, task, attach)])
-                if joined[0] == b"ok":
-                    return joined, candidate_id, True
-                await self.index_drop(partition, [candidate])
-                return None
-            local = candidate_id
         await self._register_tenant()
-        keys = [*self._index(partition), *self._conversation(new.service_id, partition)]
-        if local is not None:
-            keys += self._conversation(local, partition)
-        args = [now_millis(), entries.match_prefix, candidate or b"", new.expire_at, entries.customer_member,
-                entries.match_member, new.t0, *_counted(entries.fields), *_items_args(state, task, attach)]
-        reply: Reply = await self._eval(self.scripts.composite_start, keys, args)
+        reply = await self._composite_script(new, entries, state, task, attach, None)
+        if reply[0] == b"ok":
+            return reply, new.service_id, False
+        candidate: bytes | None = reply[1] if len(reply) > 1 else None
+        if candidate is None:
+            return None
+        candidate_id = cs_member_service(candidate)
+        where = cs_service_partition(candidate_id)
+        if where is None:  # not an id gmsd issued: never valid
+            await self.index_drop(partition, [candidate])
+            return None
+        if where != partition:  # associated with this customer from another partition
+            joined: Reply = await self._eval(
+                self.scripts.composite_join, self._keys_and_index(candidate_id),
+                [now_millis(), candidate, *_items_args(state, task, attach)])
+            if joined[0] == b"ok":
+                return joined, candidate_id, True
+            await self.index_drop(partition, [candidate])
+            return None
+        reply = await self._composite_script(new, entries, state, task, attach, (candidate, candidate_id))
         if reply[0] != b"ok":
             return None
-        return reply, new.service_id if reply[1] == 1 else str(local), False
+        return reply, new.service_id if reply[1] == 1 else candidate_id, False
+
+    async def _composite_script(self, new: NewService, entries: _Entries, state: NewItem, task: NewItem | None,
+                                attach: bool, candidate: tuple[bytes, str] | None) -> Reply:
+        """composite_start.lua in the owner's partition, with the candidate (member, service id)
+        of this partition to re-check, or none."""
+        partition = entries.partition
+        keys = [*self._index(partition), *self._conversation(new.service_id, partition)]
+        if candidate is not None:
+            keys += self._conversation(candidate[1], partition)
+        args = [now_millis(), entries.match_prefix, b"" if candidate is None else candidate[0], new.expire_at,
+                entries.customer_member, entries.match_member, new.t0, *_counted(entries.fields),
+                *_items_args(state, task, attach)]
+        reply: Reply = await self._eval(self.scripts.composite_start, keys, args)
+        return reply
 
     async def raise_entries(self, service_id: str, expire_at: int) -> bytes | None:
         """Raise the service's index entries in another partition (if any) to `expire_at`; its owner's
