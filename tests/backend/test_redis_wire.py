@@ -216,6 +216,20 @@ def test_a_transaction_fails_with_its_first_error_and_others_go_on(server: Redis
     run(scenario())
 
 
+def test_a_transaction_with_a_flushed_script_loads_it_and_runs_whole_again(server: RedisServer, run: Any) -> None:
+    async def scenario() -> None:
+        pipe = wire(server.url)
+        script = pipe.client.register_script("return redis.call('INCR', KEYS[1])")
+        await pipe.client.script_flush()
+        commands = [("HSET", "h{1}", "f", "v"), ("EVALSHA", script.sha, 1, "n{1}")]
+        assert await pipe.transaction_with_script(commands, script) == [0, 1]  # the HSET ran twice
+        assert await pipe.execute("HGETALL", "h{1}") == [b"f", b"v"]
+        assert await pipe.transaction_with_script(commands, script) == [0, 2]  # loaded: one run
+        await pipe.aclose()
+
+    run(scenario())
+
+
 def test_a_transaction_runs_as_one_between_other_clients_writes(server: RedisServer, run: Any) -> None:
     async def scenario() -> None:
         pipe, other = wire(server.url), redis.asyncio.Redis.from_url(server.url)

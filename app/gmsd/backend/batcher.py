@@ -96,6 +96,16 @@ class CommandBatcher:
         """Queue `commands` as one MULTI/EXEC inside the batch; the future gets EXEC's replies."""
         raise NotImplementedError("this batcher sends no transactions")
 
+    async def transaction_with_script(self, commands: Commands, script: AsyncScript) -> list[Any]:
+        """`transaction(commands)` where commands EVALSHA `script`: on NOSCRIPT, load it and run
+        the whole transaction again. EXEC ran the other commands before the script failed, so
+        every command must be safe to run twice (same values, same keys)."""
+        try:
+            return await self.transaction(commands)
+        except NoScriptError:
+            await self.client.script_load(script.script)
+            return await self.transaction(commands)
+
     async def aclose(self) -> None:
         """Release what the batcher holds of its own (nothing here)."""
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
 from gmsd.backend.batcher import CommandBatcher, hash_reply
 from gmsd.backend.scripts import ScriptSet
@@ -82,11 +81,7 @@ class GmsStore:
         commands = [("HSET", keys[1], *files), ("PEXPIRE", keys[1], ttl * 1000),
                     ("EVALSHA", script.sha, 3, *keys, "create_after_files", ttl, name,
                      *_write_args(area, with_bytes=False))]
-        try:
-            await self.redis.transaction(commands)
-        except NoScriptError:
-            await self.redis.client.script_load(script.script)
-            await self.redis.transaction(commands)
+        await self.redis.transaction_with_script(commands, script)
 
     async def write(self, service_id: str, area: StorageArea) -> bool:
         """Write user data atomically; False if the service does not exist."""
