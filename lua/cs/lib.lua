@@ -140,17 +140,21 @@ local function delete_conversation(svc, states, tasks, ix, ixexp)
 end
 
 -- Create a service: its hash and its index entries (customer or anonymous, and match).
-local function start_service(svc, ix, ixexp, now, exp, cm, mm, t0, fields)
-  redis.call('HSET', svc, 't0', t0, 'exp', exp, 'seq', 0, 'gen', 0, 'cm', cm, 'mm', mm)
-  hset_pairs(svc, '', fields)
+-- `seq`: the last state/task id it starts with (0, or the items a composite start creates with it).
+local function start_service(svc, ix, ixexp, now, exp, cm, mm, t0, fields, seq)
+  local batch = {'t0', t0, 'exp', exp, 'seq', seq or 0, 'gen', 0, 'cm', cm, 'mm', mm, 'lu', now}
+  local period  -- auto-complete applies to it (`ac`): its first deadline
+  for i = 1, #fields, 2 do
+    batch[#batch + 1] = fields[i]
+    batch[#batch + 1] = fields[i + 1]
+    if fields[i] == 'ac' then period = fields[i + 1] end
+  end
+  chunked('HSET', svc, batch)
   redis.call('PEXPIREAT', svc, exp)
-  index_put(ix, ixexp, cm, exp)
-  index_put(ix, ixexp, mm, exp)
   local sid = sid_of(svc)
+  redis.call('ZADD', ix, 0, cm, 0, mm)
+  redis.call('ZADD', ixexp, exp, cm, exp, mm, exp, time_member(sid))
   redis.call('ZADD', TIME[1], t0, sid)
-  redis.call('ZADD', ixexp, exp, time_member(sid))
-  redis.call('HSET', svc, 'lu', now)
-  local period = redis.call('HGET', svc, 'ac')  -- auto-complete applies to it: its first deadline
   if period then redis.call('ZADD', TIME[3], tonumber(now) + tonumber(period), sid) end
   index_expire(ix, ixexp)
 end
@@ -254,26 +258,57 @@ local function find_item(items, tk, state)
   return nil
 end
 
--- Composite start inside a found or new service: find or create the active state of the
--- request's type, then (if asked) its task. Reads from ARGV: state tk, t0, fields; then
--- "0" (no task) or "1", task tk, "1" to attach the task to the state, t0, fields.
--- Returns {state id, created 0/1[, task id, created 0/1]}.
-local function find_or_start_items(svc, states, tasks)
-  local state_tk, state_t0, state_fields = arg(), arg(), arg_pairs()
-  local state_id, state_new = find_item(states, state_tk, nil), 0
-  if not state_id then
-    state_id, state_new = new_item(svc, states, state_t0, state_fields), 1
+-- The state and task part of a composite start's ARGV: state tk, t0, fields; then "0" (no
+-- task) or "1", task tk, "1" to attach the task to the state, t0, fields.
+local function items_args()
+  local want = {state_tk = arg(), state_t0 = arg(), state_fields = arg_pairs()}
+  if arg() == '1' then
+    want.task_tk, want.attach, want.task_t0, want.task_fields = arg(), arg() == '1', arg(), arg_pairs()
   end
-  if arg() == '0' then return {state_id, state_new} end
-  local task_tk, attach, task_t0, task_fields = arg(), arg(), arg(), arg_pairs()
+  return want
+end
+
+-- Composite start inside a found service: find or create the active state of the request's
+-- type, then (if asked) its task. `want`: items_args(). Returns {state id, created 0/1[, task
+-- id, created 0/1]}.
+local function find_or_start_items(svc, states, tasks, want)
+  local state_id, state_new = find_item(states, want.state_tk, nil), 0
+  if not state_id then
+    state_id, state_new = new_item(svc, states, want.state_t0, want.state_fields), 1
+  end
+  if not want.task_tk then return {state_id, state_new} end
   local linked = nil
-  if attach == '1' then linked = state_id end
-  local task_id, task_new = find_item(tasks, task_tk, linked), 0
+  if want.attach then linked = state_id end
+  local task_id, task_new = find_item(tasks, want.task_tk, linked), 0
   if not task_id then
-    task_id, task_new = new_item(svc, tasks, task_t0, task_fields), 1
+    task_id, task_new = new_item(svc, tasks, want.task_t0, want.task_fields), 1
     if linked then redis.call('HSET', tasks, task_id .. ':state', linked) end
   end
   return {state_id, state_new, task_id, task_new}
+end
+
+-- The first item of a new service (id `id`, nothing to read): one HSET with `more` pairs added.
+local function first_item(items, id, t0, fields, exp, more)
+  local p = id .. ':'
+  local batch = {p .. 't0', t0, 'active', ' ' .. id .. ' '}
+  for i = 1, #fields, 2 do
+    batch[#batch + 1] = p .. fields[i]
+    batch[#batch + 1] = fields[i + 1]
+  end
+  for i = 1, #more, 2 do
+    batch[#batch + 1] = p .. more[i]
+    batch[#batch + 1] = more[i + 1]
+  end
+  chunked('HSET', items, batch)
+  redis.call('PEXPIREAT', items, exp)
+end
+
+-- Composite start of a new service: its state is 1 and its task 2, both created.
+local function start_items(states, tasks, exp, want)
+  first_item(states, '1', want.state_t0, want.state_fields, exp, {})
+  if not want.task_tk then return {'1', 1} end
+  first_item(tasks, '2', want.task_t0, want.task_fields, exp, want.attach and {'state', '1'} or {})
+  return {'1', 1, '2', 1}
 end
 
 -- ---- end of lua/cs/lib.lua ----
