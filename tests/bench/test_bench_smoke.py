@@ -33,7 +33,8 @@ def test_bench_runs_every_scenario_without_errors(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "| scenario | req/s | p50 ms | p90 ms | p99 ms | non-2xx | CPU ms/req | webdis req/s |" in result.stdout
+    assert ("| scenario | req/s | p50 ms | p90 ms | p99 ms | non-2xx | CPU ms/req | Redis CPU ms/req | webdis req/s |"
+            in result.stdout)
     report = json.loads(out.read_text())
     assert report["settings"]["profile"] == "deployed"  # as k8s/ runs it, unless told otherwise
     profile = report["profile"]
@@ -46,6 +47,7 @@ def test_bench_runs_every_scenario_without_errors(tmp_path: Path) -> None:
         assert scenario["gmsd"]["requests"] > 0
         assert scenario["gmsd"]["non2xx"] == 0
         assert scenario["gmsd"]["cpu_ms_per_request"] > 0
+        assert scenario["gmsd"]["redis_cpu_ms_per_request"] > 0  # every scenario's requests reach Redis
     s1 = report["scenarios"][0]
     assert s1["webdis"]["requests"] > 0 and s1["ratio"] > 0
     for reference in ("naive", "asgi"):  # the Python references answered S1 without errors

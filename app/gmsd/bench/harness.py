@@ -112,6 +112,7 @@ class Run:
     p90_ms: float
     p99_ms: float
     cpu_ms_per_request: float | None = None
+    redis_cpu_ms_per_request: float | None = None  # redis-server's CPU (INFO cpu), when it is one server
     log_lines: int | None = None  # access lines gmsd wrote during the run (deployed profile)
 
     @property
@@ -332,6 +333,20 @@ def cpu_seconds(pid: int) -> float:
     return total / _TICKS
 
 
+def redis_cpu_seconds(redis_url: str) -> float | None:
+    """used_cpu_user + used_cpu_sys of the one Redis at `redis_url` (None for a cluster or Sentinel)."""
+    if not redis_url.startswith(("redis://", "unix://")):
+        return None
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def _wrk_script(name: str, work: Path, authorization: str | None = None) -> Path:
     scripts = resources.files("gmsd.bench.wrk")
     text = (scripts / name).read_text() + "\n" + (scripts / "report.lua").read_text()
@@ -343,15 +358,18 @@ def _wrk_script(name: str, work: Path, authorization: str | None = None) -> Path
 
 
 def wrk(url: str, script: Path, args: list[str], seconds: float, connections: int, threads: int,
-        cpu_pid: int | None = None) -> Run:
-    """Run wrk once; parse the JSON line that report.lua prints."""
+        cpu_pid: int | None = None, redis_url: str | None = None) -> Run:
+    """Run wrk once; parse the JSON line that report.lua prints. With `cpu_pid`, the CPU of that
+    process tree per request; with `redis_url`, that of the Redis server too."""
     before = cpu_seconds(cpu_pid) if cpu_pid else 0.0
+    redis_before = redis_cpu_seconds(redis_url) if redis_url else None
     result = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "10s",
          "-s", str(script), url, "--", *args],
         capture_output=True, text=True, timeout=seconds + 60,
     )
     after = cpu_seconds(cpu_pid) if cpu_pid else 0.0
+    redis_after = redis_cpu_seconds(redis_url) if redis_url else None
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if line is None:
         raise SystemExit(f"gmsd bench: wrk failed: {result.stderr or result.stdout}")
@@ -362,6 +380,8 @@ def wrk(url: str, script: Path, args: list[str], seconds: float, connections: in
         socket_errors=data["socket_errors"], p50_ms=data["p50_us"] / 1000, p90_ms=data["p90_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
         cpu_ms_per_request=((after - before) * 1000 / requests) if cpu_pid and requests else None,
+        redis_cpu_ms_per_request=((redis_after - redis_before) * 1000 / requests)
+        if redis_after is not None and redis_before is not None and requests else None,
     )
 
 
@@ -545,7 +565,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             for _ in range(options.runs):
                 before = drain.lines if drain else 0
                 gmsd_runs.append(wrk(base + scenario.path, script, list(scenario.args), options.duration, *load,
-                                     cpu_pid=pid))
+                                     cpu_pid=pid, redis_url=redis_url))
                 if drain:
                     gmsd_runs[-1].log_lines = drain.lines - before
                 measured_requests += gmsd_runs[-1].requests
@@ -596,9 +616,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"profile: {s['profile']}, gmsd workers: {s['workers']}, wrk: {s['connections']} connections / "
         f"{s['threads']} threads, {s['duration_s']:g} s × {s['runs']} runs (median), redis: {s['redis']}",
         "",
-        "| scenario | req/s | p50 ms | p90 ms | p99 ms | non-2xx | CPU ms/req | webdis req/s | gmsd ÷ webdis "
-        "| naive Starlette req/s | gmsd ÷ naive | bare ASGI req/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | req/s | p50 ms | p90 ms | p99 ms | non-2xx | CPU ms/req | Redis CPU ms/req | webdis req/s "
+        "| gmsd ÷ webdis | naive Starlette req/s | gmsd ÷ naive | bare ASGI req/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
 
     def rps(run: dict[str, Any] | None) -> str:
@@ -610,9 +630,11 @@ def markdown(report: dict[str, Any]) -> str:
     for r in report["scenarios"]:
         g = r["gmsd"]
         cpu = f"{g['cpu_ms_per_request']:.3f}" if g["cpu_ms_per_request"] is not None else "–"
+        redis_cpu = g.get("redis_cpu_ms_per_request")
+        redis_cpu_text = f"{redis_cpu:.3f}" if redis_cpu is not None else "–"
         lines.append(
             f"| {r['name']} {r['title']} | {g['rps']:,.0f} | {g['p50_ms']:.2f} | {g['p90_ms']:.2f} | "
-            f"{g['p99_ms']:.2f} | {g['non2xx'] + g['socket_errors']} | {cpu} | "
+            f"{g['p99_ms']:.2f} | {g['non2xx'] + g['socket_errors']} | {cpu} | {redis_cpu_text} | "
             f"{rps(r['webdis'])} | {times(r['ratio'])} | {rps(r['naive'])} | {times(r['ratio_naive'])} | "
             f"{rps(r['asgi'])} |"
         )
