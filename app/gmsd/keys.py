@@ -5,12 +5,24 @@ Cluster slot. Tags are built only from ids gmsd generated itself (checked by `is
 never from raw user input, so a client cannot choose a slot.
 """
 
+import os
 import re
 import uuid
 import zlib
 
 # GMS service ids are UUIDs that gmsd generates; anything else cannot name a service.
 _SERVICE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def random_uuid() -> str:
+    """A fresh random (version 4) UUID as text: what `str(uuid.uuid4())` gives, for half the CPU
+    (16 bytes of os.urandom formatted directly, no UUID object)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+# The RFC 4122 variant in the 17th hex digit: its top two bits are 10 (8, 9, a or b).
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def is_service_id(text: str) -> bool:
@@ -99,7 +111,7 @@ def cs_partition(owner: str) -> int:
 
 def cs_new_service_id(partition: int) -> str:
     """A fresh CS service id in `partition` (the shape of real GMS ids: `115-cc038ec2-…`)."""
-    return f"{partition}-{uuid.uuid4()}"
+    return f"{partition}-{random_uuid()}"
 
 
 def cs_service_partition(service_id: str) -> int | None:

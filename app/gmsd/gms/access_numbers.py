@@ -10,7 +10,6 @@ number for two services); services and their data live where every service does.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -27,7 +26,7 @@ from gmsd.config import (
 from gmsd.errors import BadRequest, NoAccessNumber, NotFound
 from gmsd.gms.models import Reservation, StorageArea
 from gmsd.gms.service_api import BuiltinService, ServiceStore, split_parameters
-from gmsd.keys import is_service_id
+from gmsd.keys import is_service_id, random_uuid
 from gmsd.types import Parameters
 
 DEFAULT_CODE_LENGTH = 6
@@ -126,7 +125,7 @@ class AccessNumbers:
         a refused request keeps nothing.
         """
         control, area = self._parameters(service, params)
-        service_id = str(uuid.uuid4())
+        service_id = random_uuid()
         group, pool, reservation = self._reservation(service_id, control)
         ttl = service.ttl if service.ttl_configured else _whole(control, "_ttl", (1, MAX_TTL_SECONDS), service.ttl)
         await self.services.create(service_id, service.name, ttl, area)

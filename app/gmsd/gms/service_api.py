@@ -7,7 +7,6 @@ typed errors of `gmsd.errors`; knows nothing of HTTP requests or responses.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -16,7 +15,7 @@ from gmsd import metrics
 from gmsd.config import MAX_TTL_SECONDS, Config, Limits, ServiceConfig
 from gmsd.errors import BadRequest, NotFound, PayloadTooLarge
 from gmsd.gms.models import BinaryValue, StorageArea
-from gmsd.keys import is_service_id
+from gmsd.keys import is_service_id, random_uuid
 from gmsd.timestamps import now_millis
 from gmsd.types import Parameters, StoredFile
 
@@ -222,7 +221,7 @@ class ServiceApi:
             params = [p for p in params if p[0] not in service.overrides]
             params += list(service.overrides.items())
         control, area = self._split(params)
-        service_id = str(uuid.uuid4())
+        service_id = random_uuid()
         await self.store.create(service_id, name, service.ttl, area)
         answer: dict[str, Any] = {"_id": service_id, "id": service_id}
         if service.type == "ors":

@@ -10,14 +10,13 @@ Custom ids (`/storage/custom/{customId}`) are scoped by the `gms_user` header.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Protocol
 
 from gmsd.config import Limits
 from gmsd.errors import BadRequest, NotFound
 from gmsd.gms.models import BinaryValue, StorageArea
 from gmsd.gms.service_api import ServiceStore, StorageAreas, split_parameters
-from gmsd.keys import is_service_id, storage_custom_area
+from gmsd.keys import is_service_id, random_uuid, storage_custom_area
 from gmsd.types import Parameters
 
 DEFAULT_TTL = 30  # "If an incorrect value is specified, a default of 30 seconds is defined"
@@ -86,7 +85,7 @@ class StorageApi:
     async def create(self, ttl: str, params: Parameters) -> dict[str, str]:
         """A new area with the given keys, living `storage_ttl(ttl)` seconds: `{"id": …}`."""
         area = self._area(params)
-        area_id = str(uuid.uuid4())
+        area_id = random_uuid()
         await self.store.create_area(area_id, storage_ttl(ttl), area)
         area.count_bytes()
         return {"id": area_id}
