@@ -91,6 +91,44 @@ def typed_field(field: bytes, raws: dict[str, Raw], event: Any, name: str) -> Fi
     return [] if value is None else [field, value]
 
 
+# How a start event's top-level names are stored (`start_fields`): under a field of their own
+# (`type`, `est`, `s:<event field>`), or not at all (None: fields the domain reads itself, such as
+# `timestamp` or `ttl`, and reserved names). Any other name is attached data.
+StartPlan = dict[str, bytes | None]
+
+
+def start_plan(kind: type[EventFields], type_name: str) -> StartPlan:
+    """The plan of `start_fields` for a start event of `kind` whose type field is `type_name`."""
+    plan: StartPlan = dict.fromkeys((*kind.__struct_encode_fields__, *RESERVED_NAMES))
+    plan[type_name] = b"type"
+    plan["est_duration"] = b"est"
+    for name in EVENT_FIELDS:
+        plan[name] = b"s:" + name.encode()
+    return plan
+
+
+def start_fields(raws: dict[str, Raw], event: EventFields, plan: StartPlan, limits: Limits) -> Fields:
+    """The stored fields of a start event, in one pass over what was sent: its type and estimated
+    duration, its event fields (`s:`) and its attached data (`a:`), in the order sent."""
+    out: Fields = []
+    attached: list[str] = []
+    for name, raw in raws.items():
+        if name not in plan:
+            attached.append(name)
+            out += (b"a:" + name.encode(), compact(raw))
+            continue
+        field = plan[name]
+        if field is not None:
+            value = _given(raws, event, name)
+            if value is not None:
+                out += (field, value)
+    if len(attached) > limits.fields:
+        raise PayloadTooLarge(f"too many attached data keys: the limit is {limits.fields}")
+    for key in attached:
+        check_name(key, limits)
+    return out
+
+
 def attached_fields(attached: dict[str, bytes]) -> Fields:
     out: Fields = []
     for key, value in attached.items():

@@ -42,6 +42,8 @@ from gmsd.cs.records import (
     check_name,
     event_fields,
     render_service,
+    start_fields,
+    start_plan,
     type_text,
     typed_field,
 )
@@ -57,6 +59,10 @@ MAX_ATTEMPTS = 16
 # the write that applies it slides from a later instant than the one that asked. An entry that
 # outlives its conversation a little is harmless (readers check the service).
 SLIDE_MARGIN_MS = 60_000
+# How the start events of services, states and tasks are stored (gmsd.cs.records.start_fields).
+_SERVICE_PLAN = start_plan(ServiceStartEvent, "service_type")
+_STATE_PLAN = start_plan(StateStartEvent, "state_type")
+_TASK_PLAN = start_plan(TaskStartEvent, "task_type")
 
 
 @dataclass(frozen=True)
@@ -280,10 +286,8 @@ class ContextServicesBase:
                     type_name: str) -> tuple[str | None, Fields]:
         """The type of a new state or task (what composite start matches) and its stored fields."""
         type_raw = raws.get(type_name) if getattr(event, type_name) is not None else None
-        fields = [*typed_field(b"type", raws, event, type_name),
-                  *typed_field(b"est", raws, event, "est_duration"),
-                  *event_fields(b"s:", raws, event), *self.attached(raws, event)]
-        return type_text(type_raw), fields
+        plan = _STATE_PLAN if type_name == "state_type" else _TASK_PLAN
+        return type_text(type_raw), start_fields(raws, event, plan, self.limits)
 
     def new_service(self, event: ServiceStartEvent, raws: dict[str, Raw], now: int) -> NewService:
         """A service about to be created from its start event (its id from the store)."""
@@ -305,9 +309,8 @@ class ContextServicesBase:
         auto = event.auto_complete_after or self.options.auto_complete_after
         if self.options.auto_complete_enabled and auto is not None:
             expiry_fields += [b"ac", str(auto * 1000).encode()]
-        fields: Fields = [*typed_field(b"type", raws, event, "service_type"),
-                          *typed_field(b"est", raws, event, "est_duration"),
-                          *event_fields(b"s:", raws, event), *self.attached(raws, event), *expiry_fields]
+        fields = start_fields(raws, event, _SERVICE_PLAN, self.limits)
+        fields += expiry_fields
         if customer is not None:
             fields += (b"cust", customer.encode())
         if contact is not None:

@@ -117,7 +117,9 @@ class _Entries:
         customer, contact = new.customer_id, new.contact_key
         prefix = cs_customer_prefix(customer) if customer is not None else cs_anonymous_prefix(contact or "")
         match_prefix = cs_match_prefix(customer, contact, new.service_type)
-        return cls(_partition(new.service_id), cs_member(prefix, new.service_id), match_prefix,
+        # the partition new_service_id put in the id: its owner's (no parse of the id)
+        partition = cs_partition(customer if customer is not None else contact or "")
+        return cls(partition, cs_member(prefix, new.service_id), match_prefix,
                    cs_member(match_prefix, new.service_id),
                    [b"mk", cs_match_suffix(contact, new.service_type), *new.fields])
 
