@@ -201,21 +201,43 @@ def decode_event(body: bytes, kind: type[E], what: str = "body") -> tuple[E, dic
     """
     if not body.strip():
         body = b"{}"
-    try:
-        raws = _raw_object.decode(body)
-    except msgspec.ValidationError:
-        raise BadRequest(f"the {what} must be a JSON object") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"the {what} is not valid JSON: {exc}") from None
-    except RecursionError:  # msgspec's bound on nesting: a client mistake, not a server fault
-        raise BadRequest(f"the {what} nests objects and arrays too deeply") from None
+    try:  # the usual case first: a body its Struct accepts is an object, so its values decode too
+        return _decoders[kind].decode(body), _raw_object.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        pass
+    raise _refusal(body, kind, what)
+
+
+def decode_document(body: bytes, kind: type[E], what: str = "body") -> E:
+    """`decode_event` without the top-level values (a document with no attached data)."""
+    if not body.strip():
+        body = b"{}"
     try:
         event: E = _decoders[kind].decode(body)
+        return event
+    except (msgspec.DecodeError, RecursionError):
+        pass
+    raise _refusal(body, kind, what)
+
+
+def _refusal(body: bytes, kind: type[Any], what: str) -> BadRequest:
+    """Why `body`, which `kind`'s decoder refused, is not a `kind`: the JSON itself first, then
+    the Struct's types."""
+    try:
+        _raw_object.decode(body)
+    except msgspec.ValidationError:
+        return BadRequest(f"the {what} must be a JSON object")
+    except msgspec.DecodeError as exc:
+        return BadRequest(f"the {what} is not valid JSON: {exc}")
+    except RecursionError:  # msgspec's bound on nesting: a client mistake, not a server fault
+        return BadRequest(f"the {what} nests objects and arrays too deeply")
+    try:
+        _decoders[kind].decode(body)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"invalid {what}: {exc}") from None
+        return BadRequest(f"invalid {what}: {exc}")
     except (msgspec.DecodeError, RecursionError) as exc:  # what the raw decode let through
-        raise BadRequest(f"the {what} is not valid JSON: {exc}") from None
-    return event, raws
+        return BadRequest(f"the {what} is not valid JSON: {exc}")
+    return BadRequest(f"the {what} was refused")  # not reached: the same decoder refused it just before
 
 
 def raw_fields(raw: Raw | None) -> dict[str, Raw]:

@@ -42,6 +42,7 @@ from gmsd.cs.models import (
     TaskStartEvent,
     TransitionEvent,
     compact,
+    decode_document,
     decode_event,
 )
 from gmsd.cs.queries import ServiceFilter, Which
@@ -99,6 +100,13 @@ async def event(request: Request, kind: type[S]) -> tuple[S, dict[str, msgspec.R
     body = await read_body(request, request.app.state.cs.limits)
     require_utf8(body)
     return decode_event(body, kind)
+
+
+async def document(request: Request, kind: type[S]) -> S:
+    """The body as `kind`, a document without attached data of its own."""
+    body = await read_body(request, request.app.state.cs.limits)
+    require_utf8(body)
+    return decode_document(body, kind)
 
 
 async def json_value(request: Request) -> bytes:
@@ -237,7 +245,7 @@ async def start_service(request: Request) -> Response:
               errors=(400, 413, 503))
 async def composite_start(request: Request) -> Response:
     """POST /services_composite/start → 200 {"services": […]}, Location of the first task or state."""
-    body, _ = await event(request, CompositeStart)
+    body = await document(request, CompositeStart)
     if not body.services:
         raise BadRequest("`services` must have at least one element")
     answer = await composite(request).start(body.services)
@@ -267,7 +275,7 @@ async def delete_service(request: Request) -> Response:
               description="`ttl`: seconds or a GMS duration (`30s`, `7d`, `6M`); wins over `expiration_time`.")
 async def expire_service(request: Request) -> Response:
     """PUT /services/{id}: a new expiry."""
-    update, _ = await event(request, ExpirationUpdate)
+    update = await document(request, ExpirationUpdate)
     await services(request).expire_service(request.path_params["id"], update.ttl, update.expiration_time)
     return json_response(_OK)
 
@@ -494,7 +502,7 @@ async def purge(request: Request) -> Response:
     body = await read_body(request, request.app.state.cs.limits)
     require_utf8(body)
     if body.strip():
-        given, _ = decode_event(body, PurgeRequest)
+        given = decode_document(body, PurgeRequest)
         limit, operation = given.limit, given.operation
     else:
         limit, operation = request.query_params.get("limit"), request.query_params.get("operation")
