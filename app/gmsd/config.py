@@ -18,6 +18,7 @@ Layout (every section optional; see docs/deploy.md for the reference):
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from pathlib import Path
@@ -182,7 +183,12 @@ class ContextServicesOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=
     def period_seconds(self, service_type: str | None) -> int:
         """How long a conversation of `service_type` lives after its last start or update."""
         chosen = self.expiration_by_service_type.get(service_type) if service_type is not None else None
-        return parse_duration(chosen if chosen is not None else self.default_ttl)
+        return _configured_seconds(chosen if chosen is not None else self.default_ttl)
+
+
+@functools.lru_cache(maxsize=1024)  # the configured periods, checked at load: parsed once, not per start
+def _configured_seconds(text: str) -> int:
+    return parse_duration(text)
 
 
 class AuthOptions(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

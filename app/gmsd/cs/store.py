@@ -84,16 +84,19 @@ def _counted(fields: Fields) -> list[Any]:
     return [len(fields) // 2, *fields]
 
 
-def _item_fields(item: NewItem) -> Fields:
-    """The stored fields of a new state or task: `tk` (its type as composite start matches it) first."""
-    return [b"tk", cs_type_part(item.item_type), *item.fields]
+def _item_fields(item: NewItem, type_part: bytes | None = None) -> Fields:
+    """The stored fields of a new state or task: `tk` (its type as composite start matches it,
+    `type_part` when the caller has it) first."""
+    return [b"tk", cs_type_part(item.item_type) if type_part is None else type_part, *item.fields]
 
 
 def _items_args(state: NewItem, task: NewItem | None, attach: bool) -> list[Any]:
-    args: list[Any] = [cs_type_part(state.item_type), state.t0, *_counted(_item_fields(state))]
+    state_type = cs_type_part(state.item_type)
+    args: list[Any] = [state_type, state.t0, *_counted(_item_fields(state, state_type))]
     if task is None:
         return [*args, 0]
-    return [*args, 1, cs_type_part(task.item_type), 1 if attach else 0, task.t0, *_counted(_item_fields(task))]
+    task_type = cs_type_part(task.item_type)
+    return [*args, 1, task_type, 1 if attach else 0, task.t0, *_counted(_item_fields(task, task_type))]
 
 
 def _partition(service_id: str) -> int:
