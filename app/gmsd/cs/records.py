@@ -355,13 +355,42 @@ def hash_of(flat: list[bytes]) -> Hash:
     return dict(zip(pairs, pairs, strict=True))
 
 
-@dataclass(frozen=True)
-class Conversation:
-    """A conversation as read at one instant (states/tasks empty when not asked for)."""
+Source = tuple[list[bytes], list[bytes], list[bytes]]  # the flat HGETALL answers of svc, states, tasks
 
-    service: Hash
-    states: Hash
-    tasks: Hash
-    # The three HGETALL answers it was made from, flat, as read (None: not known). Equal sources
-    # make equal hashes in the same order, so they render to the same text (gmsd.cs.rendered).
-    source: tuple[list[bytes], list[bytes], list[bytes]] | None = None
+
+class Conversation:
+    """A conversation as read at one instant (states/tasks empty when not asked for).
+
+    `source`: the three HGETALL answers it was made from, flat, as read (None: not known). Equal
+    sources make equal hashes in the same order, so they render to the same text
+    (gmsd.cs.rendered). Read from a source, the states and tasks become hashes only when used:
+    a query whose texts were rendered before never needs them.
+    """
+
+    __slots__ = ("_states", "_tasks", "service", "source")
+
+    def __init__(self, service: Hash, states: Hash | None = None, tasks: Hash | None = None,
+                 source: Source | None = None) -> None:
+        self.service = service
+        self.source = source
+        self._states = states
+        self._tasks = tasks
+
+    @classmethod
+    def read(cls, source: Source) -> Conversation:
+        """The conversation of three HGETALL answers (the service's must not be empty)."""
+        return cls(hash_of(source[0]), None, None, source)
+
+    @property
+    def states(self) -> Hash:
+        if self._states is None:
+            flat = self.source[1] if self.source is not None else None
+            self._states = hash_of(flat) if flat else {}
+        return self._states
+
+    @property
+    def tasks(self) -> Hash:
+        if self._tasks is None:
+            flat = self.source[2] if self.source is not None else None
+            self._tasks = hash_of(flat) if flat else {}
+        return self._tasks

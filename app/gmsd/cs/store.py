@@ -25,7 +25,7 @@ from redis.commands.core import AsyncScript
 
 from gmsd.backend.batcher import CommandBatcher, hash_reply
 from gmsd.backend.scripts import ScriptSet
-from gmsd.cs.records import Conversation, Fields, Hash, Reply, hash_of
+from gmsd.cs.records import Conversation, Fields, Hash, Reply
 from gmsd.cs.services import SLIDE_MARGIN_MS, NewItem, NewService
 from gmsd.keys import (
     CS_TENANTS,
@@ -508,5 +508,4 @@ def _conversation(reply: Reply) -> Conversation | None:
     svc, states, tasks = reply
     if not svc:
         return None
-    return Conversation(hash_of(svc), hash_of(states) if states else {}, hash_of(tasks) if tasks else {},
-                        (svc, states, tasks))
+    return Conversation.read((svc, states, tasks))
