@@ -9,7 +9,7 @@ import msgspec
 import pytest
 
 from gmsd.cs.models import Service, State, Task
-from gmsd.cs.records import Extensions, View, render_service, render_state, render_task
+from gmsd.cs.records import Conversation, Extensions, View, render_service, render_state, render_task
 from gmsd.timestamps import format_timestamp
 
 T0, T1 = 1_796_238_294_049, 1_796_238_299_100
@@ -74,3 +74,16 @@ def test_extensions_select_the_attached_data(extensions: str, kept: list[str]) -
     doc = json.loads(bytes(raw))
     assert [k for k in doc if k in ATTACHED] == kept
     assert "completed" not in doc and "duration" not in doc and "disposition" not in doc
+
+
+def test_a_conversation_read_from_its_answers_has_each_hash_as_read() -> None:
+    svc = [b"t0", b"1", b"type", b'"billing"']
+    states = [b"1:t0", b"2", b"active", b" 1 "]
+    read = Conversation.read((svc, states, []))
+    assert read.service == {b"t0": b"1", b"type": b'"billing"'}
+    assert read.states == {b"1:t0": b"2", b"active": b" 1 "}
+    assert read.states is read.states  # made once, when first used
+    assert read.tasks == {}  # not asked for (an empty answer)
+    assert read.source == (svc, states, [])
+    given = Conversation({b"t0": b"1"}, {b"x": b"y"}, {})  # hashes given, no source
+    assert (given.states, given.tasks, given.source) == ({b"x": b"y"}, {}, None)

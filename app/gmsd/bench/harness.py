@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 
 from gmsd.keys import GMS_DATA_MATCH, GMS_NAME_FIELD, gms_data_service, gms_service
 
@@ -337,8 +338,6 @@ def redis_cpu_seconds(redis_url: str) -> float | None:
     """used_cpu_user + used_cpu_sys of the one Redis at `redis_url` (None for a cluster or Sentinel)."""
     if not redis_url.startswith(("redis://", "unix://")):
         return None
-    import redis
-
     client = redis.Redis.from_url(redis_url)
     try:
         info = client.info("cpu")

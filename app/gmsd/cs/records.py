@@ -384,13 +384,16 @@ class Conversation:
     @property
     def states(self) -> Hash:
         if self._states is None:
-            flat = self.source[1] if self.source is not None else None
-            self._states = hash_of(flat) if flat else {}
+            self._states = self._read(1)
         return self._states
 
     @property
     def tasks(self) -> Hash:
         if self._tasks is None:
-            flat = self.source[2] if self.source is not None else None
-            self._tasks = hash_of(flat) if flat else {}
+            self._tasks = self._read(2)
         return self._tasks
+
+    def _read(self, part: int) -> Hash:
+        """The hash of the source's answer `part` (1: states, 2: tasks); empty if not read."""
+        flat = self.source[part] if self.source is not None else None
+        return hash_of(flat) if flat else {}
