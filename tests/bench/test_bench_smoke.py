@@ -35,6 +35,7 @@ def test_bench_runs_every_scenario_without_errors(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert ("| scenario | req/s | p50 ms | p90 ms | p99 ms | non-2xx | CPU ms/req | Redis CPU ms/req | webdis req/s |"
             in result.stdout)
+    assert "| scenario | gmsd | Redis | wrk | rest | all | machine busy | Redis's own ceiling req/s |" in result.stdout
     report = json.loads(out.read_text())
     assert report["settings"]["profile"] == "deployed"  # as k8s/ runs it, unless told otherwise
     profile = report["profile"]
@@ -48,6 +49,14 @@ def test_bench_runs_every_scenario_without_errors(tmp_path: Path) -> None:
         assert scenario["gmsd"]["non2xx"] == 0
         assert scenario["gmsd"]["cpu_ms_per_request"] > 0
         assert scenario["gmsd"]["redis_cpu_ms_per_request"] > 0  # every scenario's requests reach Redis
+        assert scenario["gmsd"]["wrk_cpu_ms_per_request"] > 0
+        # The whole machine's busy time holds every process's (within a few 10 ms clock ticks, as
+        # the two are counted apart), and its share of the cores is a share.
+        requests = scenario["gmsd"]["requests"]
+        machine_ms = scenario["gmsd"]["machine_cpu_ms_per_request"] * requests
+        assert machine_ms >= scenario["gmsd"]["cpu_ms_per_request"] * requests - 50
+        assert 0 < scenario["gmsd"]["machine_busy"] <= 1
+        assert f"| {scenario['name']} | {scenario['gmsd']['cpu_ms_per_request']:.3f} | " in result.stdout
     s1 = report["scenarios"][0]
     assert s1["webdis"]["requests"] > 0 and s1["ratio"] > 0
     for reference in ("naive", "asgi"):  # the Python references answered S1 without errors

@@ -21,6 +21,7 @@ import base64
 import importlib
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -114,6 +115,9 @@ class Run:
     p99_ms: float
     cpu_ms_per_request: float | None = None
     redis_cpu_ms_per_request: float | None = None  # redis-server's CPU (INFO cpu), when it is one server
+    wrk_cpu_ms_per_request: float | None = None  # the load generator's own CPU
+    machine_cpu_ms_per_request: float | None = None  # every core's busy time (/proc/stat), kernel included
+    machine_busy: float | None = None  # busy share of all cores during the run (1.0: the machine was full)
     log_lines: int | None = None  # access lines gmsd wrote during the run (deployed profile)
 
     @property
@@ -346,6 +350,18 @@ def redis_cpu_seconds(redis_url: str) -> float | None:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine since boot, every core, from /proc/stat."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    every = sum(ticks)  # user nice system idle iowait irq softirq steal (guest time is inside user)
+    return (every - ticks[3] - ticks[4]) / _TICKS, every / _TICKS
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _wrk_script(name: str, work: Path, authorization: str | None = None) -> Path:
     scripts = resources.files("gmsd.bench.wrk")
     text = (scripts / name).read_text() + "\n" + (scripts / "report.lua").read_text()
@@ -359,14 +375,18 @@ def _wrk_script(name: str, work: Path, authorization: str | None = None) -> Path
 def wrk(url: str, script: Path, args: list[str], seconds: float, connections: int, threads: int,
         cpu_pid: int | None = None, redis_url: str | None = None) -> Run:
     """Run wrk once; parse the JSON line that report.lua prints. With `cpu_pid`, the CPU of that
-    process tree per request; with `redis_url`, that of the Redis server too."""
+    process tree per request; with `redis_url`, that of the Redis server too. wrk's own CPU and
+    the whole machine's are measured on every run."""
     before = cpu_seconds(cpu_pid) if cpu_pid else 0.0
     redis_before = redis_cpu_seconds(redis_url) if redis_url else None
+    machine_before, children_before = machine_cpu_seconds(), _children_cpu_seconds()
     result = subprocess.run(
         ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s", "--timeout", "10s",
          "-s", str(script), url, "--", *args],
         capture_output=True, text=True, timeout=seconds + 60,
     )
+    # wrk was waited for: RUSAGE_CHILDREN now holds its CPU (no other child ends meanwhile).
+    machine_after, children_after = machine_cpu_seconds(), _children_cpu_seconds()
     after = cpu_seconds(cpu_pid) if cpu_pid else 0.0
     redis_after = redis_cpu_seconds(redis_url) if redis_url else None
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
@@ -381,6 +401,10 @@ def wrk(url: str, script: Path, args: list[str], seconds: float, connections: in
         cpu_ms_per_request=((after - before) * 1000 / requests) if cpu_pid and requests else None,
         redis_cpu_ms_per_request=((redis_after - redis_before) * 1000 / requests)
         if redis_after is not None and redis_before is not None and requests else None,
+        wrk_cpu_ms_per_request=((children_after - children_before) * 1000 / requests) if requests else None,
+        machine_cpu_ms_per_request=((machine_after[0] - machine_before[0]) * 1000 / requests) if requests else None,
+        machine_busy=((machine_after[0] - machine_before[0]) / (machine_after[1] - machine_before[1]))
+        if machine_after[1] > machine_before[1] else None,
     )
 
 
@@ -637,11 +661,33 @@ def markdown(report: dict[str, Any]) -> str:
             f"{rps(r['webdis'])} | {times(r['ratio'])} | {rps(r['naive'])} | {times(r['ratio_naive'])} | "
             f"{rps(r['asgi'])} |"
         )
+    lines += ["", "Where the CPU went (ms per request; `rest`: the kernel's share not charged to these "
+              "processes, the log drain and anything else on the machine):", "",
+              "| scenario | gmsd | Redis | wrk | rest | all | machine busy | Redis's own ceiling req/s |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["scenarios"]:
+        lines.append(_cpu_row(r["name"], r["gmsd"]))
     profile = report.get("profile", {})
     if profile.get("access_lines_written") is not None:
         lines += ["", f"access log: {profile['access_lines_written']:,} lines written for "
                   f"{profile['measured_requests']:,} measured requests (plus warm-up)"]
     return "\n".join(lines)
+
+
+def _cpu_row(name: str, run: dict[str, Any]) -> str:
+    """One row of the CPU table: who spent the machine's time, and what Redis alone could serve
+    (it runs commands on one thread: 1 / its CPU per request, with a whole core to itself)."""
+    def ms(value: float | None) -> str:
+        return f"{value:.3f}" if value is not None else "–"
+
+    parts = [run.get(key) for key in ("cpu_ms_per_request", "redis_cpu_ms_per_request", "wrk_cpu_ms_per_request")]
+    every = run.get("machine_cpu_ms_per_request")
+    rest = every - sum(part for part in parts if part is not None) if every is not None else None
+    busy = run.get("machine_busy")
+    redis_cpu = parts[1]
+    ceiling = f"{1000 / redis_cpu:,.0f}" if redis_cpu else "–"
+    return (f"| {name} | {' | '.join(ms(part) for part in parts)} | {ms(rest)} | {ms(every)} | "
+            f"{f'{busy:.0%}' if busy is not None else '–'} | {ceiling} |")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
