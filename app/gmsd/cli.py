@@ -105,8 +105,8 @@ def _parser() -> argparse.ArgumentParser:
         "bench",
         help="benchmark gmsd against webdis on loopback (needs wrk, webdis, redis-server)",
         description="Start a redis-server, gmsd serve and webdis on loopback, drive each scenario with wrk, "
-        "report requests/s, latency percentiles, errors and CPU per request (gmsd's, Redis's, wrk's and the whole machine's, with how busy the machine was), "
-        "and stop everything.",
+        "report requests/s, latency percentiles, errors and CPU per request (gmsd's, Redis's, wrk's and "
+        "the whole machine's, with how busy the machine was), and stop everything.",
         formatter_class=_Help,
     )
     from gmsd.bench import harness as bench_module

@@ -61,8 +61,9 @@ MAX_ATTEMPTS = 16
 SLIDE_MARGIN_MS = 60_000
 # How the start events of services, states and tasks are stored (gmsd.cs.records.start_fields).
 _SERVICE_PLAN = start_plan(ServiceStartEvent, "service_type")
-_STATE_PLAN = start_plan(StateStartEvent, "state_type")
-_TASK_PLAN = start_plan(TaskStartEvent, "task_type")
+# A state's or task's plan, by the name of its type field.
+_ITEM_PLANS = {"state_type": start_plan(StateStartEvent, "state_type"),
+               "task_type": start_plan(TaskStartEvent, "task_type")}
 
 
 @dataclass(frozen=True)
@@ -286,8 +287,7 @@ class ContextServicesBase:
                     type_name: str) -> tuple[str | None, Fields]:
         """The type of a new state or task (what composite start matches) and its stored fields."""
         type_raw = raws.get(type_name) if getattr(event, type_name) is not None else None
-        plan = _STATE_PLAN if type_name == "state_type" else _TASK_PLAN
-        return type_text(type_raw), start_fields(raws, event, plan, self.limits)
+        return type_text(type_raw), start_fields(raws, event, _ITEM_PLANS[type_name], self.limits)
 
     def new_service(self, event: ServiceStartEvent, raws: dict[str, Raw], now: int) -> NewService:
         """A service about to be created from its start event (its id from the store)."""
