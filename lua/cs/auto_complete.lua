@@ -31,7 +31,7 @@ for i = 6, #KEYS, 3 do
       if ip == '' and mm ~= '' then index_drop(ix, ixexp, mm) end
       local want = wanted_expiry(svc, now, '')
       -- the end slides the expiry as an explicit end would; `lu` stays the last client update
-      if want ~= '' then set_expiry(svc, states, tasks, ix, ixexp, want) end
+      if want ~= '' then set_expiry(svc, states, tasks, ix, ixexp, want) else time_key_kept(TIME[2], ix, ixexp) end
       completed = completed + 1
       if ip ~= '' then
         remote[#remote + 1] = ip

@@ -15,6 +15,7 @@ import redis
 from starlette.testclient import TestClient
 
 from gmsd.bench.maintenance import fill
+from gmsd.keys import cs_partition, cs_time_index
 from gmsd.timestamps import parse_timestamp
 from tests.conftest import AppFactory, Backend, RedisServer
 from tests.support.cs_support import CS, assert_error, conversation_keys, get, start_service, start_state, start_task
@@ -80,6 +81,19 @@ def test_the_idle_service_is_completed_with_its_states_and_tasks_the_busy_one_is
     assert [s["service_id"] for s in get(client, "/customers/C-idle/services/completed")] == [idle]
     # and left alone, the busy one is completed in turn
     wait_until(lambda: "completed" in read(client, busy), "the busy service is completed once idle")
+
+
+def test_a_pinned_service_completed_by_the_sweeper_leaves_no_time_key_without_expiry(
+    make_client: AppFactory, backend: Backend
+) -> None:
+    client = make_client(CONFIG)
+    customer = "C-idle-pinned"
+    sid = start_service(client, customer_id=customer, ttl=3600)  # its completion moves no expiry
+    _, te, _ = cs_time_index(cs_partition(customer))
+    assert backend.sync.exists(te) == 0  # made by the completion
+    wait_until(lambda: "completed" in read(client, sid), "the idle pinned service is completed")
+    assert backend.sync.zscore(te, sid.encode()) is not None
+    assert 3_500_000 < backend.sync.pttl(te) <= 3_600_000
 
 
 def test_a_per_service_period_in_start_and_composite_start(make_client: AppFactory) -> None:

@@ -90,3 +90,17 @@ def test_an_explicit_expiry_overrides_the_period_until_another_one(make_client: 
 def test_a_period_not_in_gms_units_stops_the_start(text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         parse_config(text, "<test>")
+
+
+def test_a_time_index_key_made_by_a_write_that_moves_no_expiry_still_expires(make_client: AppFactory,
+                                                                             backend: Backend) -> None:
+    """Ending a service whose expiry is pinned moves no expiry, but may create its partition's
+    `te`: that key gets the index keys' expiry too (no partition key is kept forever)."""
+    client = make_client(CONFIG)
+    customer = "C-pinned-end"
+    sid = start_service(client, customer_id=customer, ttl=3600)
+    _, te, _ = cs_time_index(cs_partition(customer))
+    assert backend.sync.exists(te) == 0  # the first end in this partition makes it
+    post_ok(client, f"/services/{sid}/end", {})
+    assert backend.sync.zscore(te, sid.encode()) is not None
+    assert 3_590_000 < backend.sync.pttl(te) <= 3_600_000
