@@ -194,30 +194,22 @@ _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
 }
 
 
-def decode_event(body: bytes, kind: type[E], what: str = "body") -> tuple[E, dict[str, Raw]]:
-    """The event in `body` and all its top-level values as sent; 400 for bad JSON or types.
-
-    An empty body is an empty object.
-    """
-    if not body.strip():
-        body = b"{}"
-    try:  # the usual case first: a body its Struct accepts is an object, so its values decode too
-        return _decoders[kind].decode(body), _raw_object.decode(body)
-    except (msgspec.DecodeError, RecursionError):
-        pass
-    raise _refusal(body, kind, what)
-
-
 def decode_document(body: bytes, kind: type[E], what: str = "body") -> E:
-    """`decode_event` without the top-level values (a document with no attached data)."""
+    """The `kind` in `body`; 400 for bad JSON or types. An empty body is an empty object."""
     if not body.strip():
         body = b"{}"
-    try:
+    try:  # the usual case first: why a body was refused is worked out only for a refused one
         event: E = _decoders[kind].decode(body)
-        return event
     except (msgspec.DecodeError, RecursionError):
-        pass
-    raise _refusal(body, kind, what)
+        raise _refusal(body, kind, what) from None
+    return event
+
+
+def decode_event(body: bytes, kind: type[E], what: str = "body") -> tuple[E, dict[str, Raw]]:
+    """`decode_document`, and all the body's top-level values as sent (its attached data)."""
+    event = decode_document(body, kind, what)
+    # The Struct accepted a JSON object: its values decode as Raw too (the same parse).
+    return event, _raw_object.decode(body) if body.strip() else {}
 
 
 def _refusal(body: bytes, kind: type[Any], what: str) -> BadRequest:
