@@ -24,14 +24,14 @@ for i = 6, #KEYS, 3 do
       redis.call('HSET', svc, 't1', t1)
       end_all(states, t1)
       end_all(tasks, t1)
-      redis.call('ZADD', TIME[2], t1, sid)
+      time_put(2, t1, sid, ix, ixexp)
       local ip = redis.call('HGET', svc, 'ip') or ''
       local mm = redis.call('HGET', svc, 'mm') or ''
       redis.call('HDEL', svc, 'mm')
       if ip == '' and mm ~= '' then index_drop(ix, ixexp, mm) end
       local want = wanted_expiry(svc, now, '')
       -- the end slides the expiry as an explicit end would; `lu` stays the last client update
-      if want ~= '' then set_expiry(svc, states, tasks, ix, ixexp, want) else time_key_kept(TIME[2], ix, ixexp) end
+      if want ~= '' then set_expiry(svc, states, tasks, ix, ixexp, want) end
       completed = completed + 1
       if ip ~= '' then
         remote[#remote + 1] = ip

@@ -112,10 +112,12 @@ local function index_expire(ix, ixexp)
   end
 end
 
--- After a ZADD to a time index key (TIME[2] or TIME[3]) by a write that may move no expiry: a key
--- that ZADD just made has none, so it gets the index keys' expiry now (one PTTL otherwise).
-local function time_key_kept(key, ix, ixexp)
-  if redis.call('PTTL', key) == -1 then index_expire(ix, ixexp) end
+-- Add a time entry to TIME[i] (2 te, 3 tu) from a write that may move no expiry. A key this ZADD
+-- makes has none: it gets the index keys' expiry at once (one PTTL otherwise). start_service
+-- adds its entries itself: its index_expire always follows.
+local function time_put(i, score, sid, ix, ixexp)
+  redis.call('ZADD', TIME[i], score, sid)
+  if redis.call('PTTL', TIME[i]) == -1 then index_expire(ix, ixexp) end
 end
 
 local function index_put(ix, ixexp, member, exp)
@@ -209,8 +211,7 @@ local function touch(svc, states, tasks, ix, ixexp, now, exp, want)
   redis.call('HSET', svc, 'lu', now)
   local period = redis.call('HGET', svc, 'ac')
   if period and redis.call('HEXISTS', svc, 't1') == 0 then
-    redis.call('ZADD', TIME[3], tonumber(now) + tonumber(period), sid_of(svc))
-    if want == '' then time_key_kept(TIME[3], ix, ixexp) end  -- else set_expiry sets it
+    time_put(3, tonumber(now) + tonumber(period), sid_of(svc), ix, ixexp)
   end
   if exp ~= '' then redis.call('HSET', svc, 'xp', 1) end
   if want ~= '' then set_expiry(svc, states, tasks, ix, ixexp, want) end

@@ -18,8 +18,7 @@ redis.call('HSET', svc, 't1', t1)
 hset_pairs(svc, '', fields)
 end_all(states, t1)
 end_all(tasks, t1)
-redis.call('ZADD', TIME[2], t1, sid_of(svc))  -- the time index: ended at t1
-if want == '' then time_key_kept(TIME[2], ix, ixexp) end  -- else touch's set_expiry sets it
+time_put(2, t1, sid_of(svc), ix, ixexp)      -- the time index: ended at t1
 redis.call('ZREM', TIME[3], sid_of(svc))      -- no longer waits for auto-complete
 local ip = redis.call('HGET', svc, 'ip') or ''
 local mm = redis.call('HGET', svc, 'mm') or ''
